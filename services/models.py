@@ -1,0 +1,114 @@
+"""The data Recall moves around: messages in, memories out."""
+
+from __future__ import annotations
+
+import re
+import uuid
+from datetime import datetime
+from typing import Annotated, Literal
+
+from pydantic import AfterValidator, BaseModel, ConfigDict, Field
+
+from services.errors import InvalidInputError
+
+# A user id or character name becomes one Firestore path segment: no '/', no control characters,
+# not '.' or '..', not the reserved '__name__' form, and short enough to stay readable.
+ID_MAX_LENGTH = 128
+ID_PATTERN = r"^(?!\.\.?$)(?!__.*__$)[^/\x00-\x1f\x7f]{1,128}$"
+_ID_RE = re.compile(ID_PATTERN)
+
+MESSAGE_MAX_CHARS = 8000
+
+Role = Literal["user", "assistant"]
+MemoryType = Literal["fact", "preference", "event", "relationship", "plan", "emotion", "summary"]
+
+# Point ids are UUIDv5 under this namespace, so a retried batch writes the same ids again.
+MEMORY_NAMESPACE = uuid.UUID("5b0c1b8e-3f7a-4d0e-9a51-6f2d7c0e4a11")
+
+
+def check_id(value: str, what: str = "id") -> str:
+    """Return `value` if it is a safe single path segment, else raise InvalidInputError."""
+    if not isinstance(value, str) or not _ID_RE.match(value):
+        raise InvalidInputError(
+            f"{what} must be 1-{ID_MAX_LENGTH} characters with no '/', no control characters, "
+            f"and not '.', '..' or '__...__'; got {value!r:.80}"
+        )
+    return value
+
+
+def _check_path_id(value: str) -> str:
+    if not _ID_RE.match(value):
+        raise ValueError(f"must be 1-{ID_MAX_LENGTH} characters, no '/', no control characters")
+    return value
+
+
+PathId = Annotated[str, AfterValidator(_check_path_id)]
+
+
+class Message(BaseModel):
+    """One chat turn as stored in Firestore."""
+
+    id: str
+    user_id: str
+    character_name: str
+    role: Role
+    text: str
+    channel: str = "whatsapp"
+    created_at: datetime
+    sync: bool = False
+
+
+class MemoryDraft(BaseModel):
+    """A memory as an extractor proposes it, before it is embedded and stored."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    text: str = Field(min_length=1, max_length=1000)
+    type: MemoryType
+    importance: float = Field(ge=0.0, le=1.0)
+    source_message_ids: list[str] = Field(min_length=1)
+    occurred_at: datetime | None = None
+
+
+class Memory(BaseModel):
+    """A stored memory: a draft plus where it belongs and where it came from."""
+
+    id: str
+    user_id: str
+    character_name: str
+    text: str
+    type: MemoryType
+    importance: float
+    source_message_ids: list[str]
+    occurred_at: datetime | None = None
+    created_at: datetime
+    batch_id: str
+    channel: str | None = None
+
+    @staticmethod
+    def point_id(batch_id: str, index: int) -> str:
+        return str(uuid.uuid5(MEMORY_NAMESPACE, f"{batch_id}:{index}"))
+
+    def payload(self) -> dict[str, object]:
+        data = self.model_dump(mode="json", exclude={"id"})
+        data["created_ts"] = self.created_at.timestamp()
+        return data
+
+    @classmethod
+    def from_payload(cls, point_id: str, payload: dict[str, object]) -> Memory:
+        return cls.model_validate({**payload, "id": point_id})
+
+
+class MemoryHit(BaseModel):
+    """A memory found by a search, with its similarity to the query."""
+
+    memory: Memory
+    score: float
+
+
+class Conversation(BaseModel):
+    """The messages of one batch, oldest first, for one user and character."""
+
+    user_id: str
+    character_name: str
+    messages: list[Message]

@@ -1,0 +1,63 @@
+"""The vector store contract, and the choice between its two backends.
+
+Qdrant Edge (embedded, in-process) is the default; a Qdrant server is used when QDRANT_URL is set.
+Every read and delete is scoped to one (user_id, character_name): there is no unscoped query.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import Protocol
+
+from services.config import Settings
+from services.models import Memory, MemoryHit
+
+
+class VectorStore(Protocol):
+    backend: str
+    dimension: int
+
+    def ensure_ready(self) -> None:
+        """Create the collection and its payload indexes if missing.
+
+        Raises ConfigurationError when the stored vector size differs from `dimension`.
+        """
+
+    def upsert(self, memories: Sequence[Memory], vectors: Sequence[Sequence[float]]) -> None:
+        """Write the points under `Memory.id`; durable when this returns."""
+
+    def search(
+        self,
+        user_id: str,
+        character_name: str,
+        vector: Sequence[float],
+        limit: int,
+        min_score: float | None = None,
+    ) -> list[MemoryHit]:
+        """Nearest memories of this user and character, best first."""
+
+    def count(self, user_id: str, character_name: str) -> int: ...
+
+    def list_memories(self, user_id: str, character_name: str, limit: int = 100) -> list[Memory]:
+        """Memories of this user and character, newest first."""
+
+    def delete_for_messages(self, user_id: str, character_name: str, message_ids: Sequence[str]) -> None:
+        """Delete every memory whose source_message_ids include any of `message_ids`."""
+
+    def delete_batch(self, user_id: str, character_name: str, batch_id: str) -> None: ...
+
+    def ping(self) -> None:
+        """Raise VectorStoreError if the store cannot answer."""
+
+    def close(self) -> None: ...
+
+
+def build_vector_store(settings: Settings, dimension: int) -> VectorStore:
+    """Qdrant server when QDRANT_URL is set, else Qdrant Edge under QDRANT_PATH."""
+    if settings.qdrant_url:
+        from services.qdrant_vector_store import QdrantVectorStore
+
+        return QdrantVectorStore.from_settings(settings, dimension)
+    from services.edge_vector_store import EdgeVectorStore
+
+    return EdgeVectorStore(settings.qdrant_path, dimension)
