@@ -82,38 +82,63 @@ class OpenAIEmbedder:
     def from_settings(cls, settings: Settings) -> OpenAIEmbedder:
         from services.openai_client import build_openai_client
 
-        return cls(build_openai_client(settings), settings.openai_embedding_model,
-                   settings.openai_embedding_dimensions)
+        return cls(build_openai_client(settings), settings.openai_embedding_model, settings.openai_embedding_dimensions)
 
     def embed(self, texts: Sequence[str]) -> list[list[float]]:
         if not texts:
             return []
+        import json
+
         import openai
 
         try:
+            # "float" spares the SDK's base64 decoding, which raises a bare ValueError on an empty answer,
+            # and is the form every compatible server speaks.
             response: Any = self._client.embeddings.create(
-                model=self._model, input=list(texts), dimensions=self.dimension
+                model=self._model, input=list(texts), dimensions=self.dimension, encoding_format="float"
             )
-        except openai.OpenAIError as exc:
+        except (openai.OpenAIError, json.JSONDecodeError) as exc:  # the SDK lets a non-JSON body through
             raise EmbeddingError(f"OpenAI embeddings failed: {exc}") from exc
-        data = sorted(response.data, key=lambda item: item.index)
-        if len(data) != len(texts) or any(len(item.embedding) != self.dimension for item in data):
+        return self._vectors(response, len(texts))
+
+    def _vectors(self, response: Any, count: int) -> list[list[float]]:
+        # The SDK does not validate response shapes, so check all that the vector store relies on.
+        data = list(getattr(response, "data", None) or [])
+        indexes = [getattr(item, "index", None) for item in data]
+        if len(data) != count or set(indexes) != set(range(count)):
+            raise EmbeddingError(f"OpenAI embeddings answered {len(data)} vectors for {count} texts")
+        ordered = sorted(data, key=lambda item: item.index)
+        return [self._unit(item.embedding) for item in ordered]
+
+    def _unit(self, embedding: Any) -> list[float]:
+        import math
+
+        try:
+            vector = [float(x) for x in embedding]
+        except (TypeError, ValueError) as exc:
+            raise EmbeddingError("OpenAI embeddings answered a vector that is not a list of numbers") from exc
+        norm = math.sqrt(sum(x * x for x in vector))
+        if len(vector) != self.dimension or not math.isfinite(norm) or norm == 0.0:
             raise EmbeddingError(
-                f"OpenAI embeddings answered {len(data)} vectors for {len(texts)} texts, "
-                f"or a size other than {self.dimension}"
+                f"OpenAI embeddings answered a {len(vector)}-dimensional vector of norm {norm:.3g}; "
+                f"expected a finite, non-zero {self.dimension}-dimensional one"
             )
-        return [list(item.embedding) for item in data]
+        # The Embedder contract is unit length; OpenAI's vectors are, a compatible server's may not be.
+        return [x / norm for x in vector]
 
     def embed_query(self, text: str) -> list[float]:
         return self.embed([text])[0]
 
 
 def build_embedder(settings: Settings) -> Embedder:
-    embedder: Embedder = OpenAIEmbedder.from_settings(settings) if settings.use_openai else LocalEmbedder()
+    return OpenAIEmbedder.from_settings(settings) if settings.use_openai else LocalEmbedder()
+
+
+def check_vector_size(settings: Settings, embedder: Embedder) -> None:
+    """Stop start-up when QDRANT_VECTOR_SIZE is set and differs from what the embedder makes."""
     if settings.qdrant_vector_size is not None and settings.qdrant_vector_size != embedder.dimension:
         raise ConfigurationError(
             f"QDRANT_VECTOR_SIZE={settings.qdrant_vector_size} but the embedder {embedder.name} makes "
             f"{embedder.dimension}-dimensional vectors: set QDRANT_VECTOR_SIZE={embedder.dimension} "
             "or unset it"
         )
-    return embedder

@@ -14,8 +14,10 @@ from services.errors import InvalidInputError
 # A user id or character name becomes one Firestore path segment: no '/', no control characters,
 # not '.' or '..', not the reserved '__name__' form, and short enough to stay readable.
 ID_MAX_LENGTH = 128
-ID_PATTERN = r"^(?!\.\.?$)(?!__.*__$)[^/\x00-\x1f\x7f]{1,128}$"
-_ID_RE = re.compile(ID_PATTERN)
+# The schema pattern (pydantic's regex engine has no look-around); the reserved names are refused by
+# `check_id`, which every path goes through.
+ID_PATTERN = r"^[^/\x00-\x1f\x7f]{1,128}$"
+_ID_RE = re.compile(r"^(?!\.\.?$)(?!__.*__$)[^/\x00-\x1f\x7f]{1,128}$")
 
 MESSAGE_MAX_CHARS = 8000
 
@@ -36,13 +38,17 @@ def check_id(value: str, what: str = "id") -> str:
     return value
 
 
-def _check_path_id(value: str) -> str:
+def check_path_id(value: str) -> str:
     if not _ID_RE.match(value):
-        raise ValueError(f"must be 1-{ID_MAX_LENGTH} characters, no '/', no control characters")
+        raise ValueError(
+            f"must be 1-{ID_MAX_LENGTH} characters with no '/', no control characters, and not '.', '..' or '__...__'"
+        )
     return value
 
 
-PathId = Annotated[str, AfterValidator(_check_path_id)]
+SafeId = Annotated[
+    str, Field(pattern=ID_PATTERN, min_length=1, max_length=ID_MAX_LENGTH), AfterValidator(check_path_id)
+]
 
 
 class Message(BaseModel):

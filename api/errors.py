@@ -1,0 +1,36 @@
+"""HTTP status is decided here, once, for every Recall error."""
+
+from __future__ import annotations
+
+import logging
+
+from fastapi import FastAPI, Request
+from fastapi.responses import JSONResponse
+
+from services.errors import ConfigurationError, ConflictError, DependencyError, InvalidInputError
+
+log = logging.getLogger(__name__)
+
+
+def install_error_handlers(app: FastAPI) -> None:
+    @app.exception_handler(ConflictError)
+    async def conflict(_: Request, exc: ConflictError) -> JSONResponse:
+        return JSONResponse(status_code=409, content={"detail": str(exc)})
+
+    @app.exception_handler(InvalidInputError)
+    async def invalid(_: Request, exc: InvalidInputError) -> JSONResponse:
+        return JSONResponse(status_code=422, content={"detail": str(exc)})
+
+    @app.exception_handler(DependencyError)
+    async def unavailable(_: Request, exc: DependencyError) -> JSONResponse:
+        log.warning("%s unavailable: %s", exc.component, exc)
+        return JSONResponse(
+            status_code=503,
+            content={"detail": f"{exc.component} is unavailable; try again shortly", "component": exc.component},
+            headers={"Retry-After": "5"},
+        )
+
+    @app.exception_handler(ConfigurationError)
+    async def misconfigured(_: Request, exc: ConfigurationError) -> JSONResponse:
+        log.error("configuration error: %s", exc)
+        return JSONResponse(status_code=500, content={"detail": "server misconfigured; see its log"})

@@ -1,0 +1,118 @@
+"""Request and response bodies, named by role."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Any
+
+from pydantic import BaseModel, ConfigDict, Field
+
+from services.models import MESSAGE_MAX_CHARS, Memory, MemoryHit, MemoryType, Message, Role, SafeId
+
+
+class Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+
+class MessageCreate(Strict):
+    role: Role
+    text: str = Field(min_length=1, max_length=MESSAGE_MAX_CHARS)
+    channel: SafeId = Field("whatsapp", max_length=64)
+    created_at: datetime | None = Field(None, description="defaults to now; must carry a time zone")
+    message_id: SafeId | None = Field(None, description="defaults to a generated id")
+
+
+class MessagePublic(BaseModel):
+    id: str
+    user_id: str
+    character_name: str
+    role: Role
+    text: str
+    channel: str
+    created_at: datetime
+    sync: bool
+
+    @classmethod
+    def of(cls, message: Message) -> MessagePublic:
+        return cls.model_validate(message.model_dump())
+
+
+class MessageCreatedEvent(Strict):
+    """What the Cloud Function (or any writer) reports after saving a message."""
+
+    user_id: SafeId
+    character_name: SafeId
+    event_id: str | None = Field(None, max_length=256, description="idempotency key of the delivery")
+
+
+class TriggerPublic(BaseModel):
+    user_id: str
+    character_name: str
+    unsynced_count: int
+    threshold: int
+    batch_started: bool
+    batch_id: str | None
+
+
+class MemoryPublic(BaseModel):
+    id: str
+    text: str
+    type: MemoryType
+    importance: float
+    score: float | None = None
+    source_message_ids: list[str]
+    occurred_at: datetime | None
+    created_at: datetime
+    channel: str | None
+    batch_id: str
+
+    @classmethod
+    def of(cls, memory: Memory, score: float | None = None) -> MemoryPublic:
+        return cls.model_validate({**memory.model_dump(), "score": score})
+
+    @classmethod
+    def of_hit(cls, hit: MemoryHit) -> MemoryPublic:
+        return cls.of(hit.memory, round(hit.score, 4))
+
+
+class SearchResults(BaseModel):
+    query: str
+    results: list[MemoryPublic]
+
+
+class StatsPublic(BaseModel):
+    user_id: str
+    character_name: str
+    total_memories: int
+    synced_messages: int
+    unsynced_messages: int
+    threshold: int
+    last_batch: dict[str, Any] | None
+
+
+class ComponentHealth(BaseModel):
+    status: str
+    latency_ms: float
+    detail: str | None = None
+
+
+class HealthPublic(BaseModel):
+    status: str
+    components: dict[str, ComponentHealth]
+
+
+class ContextRequest(Strict):
+    current_message: str = Field(max_length=MESSAGE_MAX_CHARS)
+    channel: SafeId = Field("whatsapp", max_length=64)
+    base_system_prompt: str = Field("", max_length=20_000)
+
+
+class ContextPublic(BaseModel):
+    prompt: str
+    context: str
+    memories: list[MemoryPublic]
+    recent_turns: list[MessagePublic]
+    tokens: int
+    elapsed_ms: float
+    degraded: bool
+    reason: str | None

@@ -1,0 +1,99 @@
+"""`make demo`: write a 30-message conversation, let the pipeline run, print the memories and a prompt.
+
+Runs in-process on the emulator at FIRESTORE_EMULATOR_HOST (or one it starts) and a fresh Qdrant Edge
+directory, so it never touches the data of a running `make run`.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import sys
+import tempfile
+import time
+import uuid
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+
+from scripts import firestore_emulator
+from scripts.sample_conversation import MAYA
+from services.config import Settings
+from services.container import Container
+
+CHARACTER = "meher"
+BASE_PROMPT = "You are Meher, a warm and curious companion. Keep replies short."
+
+
+def run_demo(settings: Settings) -> None:
+    print("loading the embedding model and opening Qdrant Edge…", flush=True)
+    container = Container.build(settings)
+    user_id = f"maya-{uuid.uuid4().hex[:6]}"
+    try:
+        start = datetime.now(UTC) - timedelta(minutes=len(MAYA))
+        print(f"\n== {len(MAYA)} messages in ({user_id} ↔ {CHARACTER}, whatsapp)")
+        for i, (role, text) in enumerate(MAYA):
+            container.store.save_message(
+                user_id,
+                CHARACTER,
+                role=role,  # type: ignore[arg-type]
+                text=text,
+                created_at=start + timedelta(minutes=i),
+            )
+            print(f"  {role:>9}: {text}")
+        trigger = container.processor.trigger(user_id, CHARACTER)
+        print(
+            f"\n== trigger: {trigger.unsynced_count} unsynced, threshold {trigger.threshold}, "
+            f"batch started: {trigger.batch_started} ({trigger.batch_id})"
+        )
+        deadline = time.monotonic() + 120
+        while container.store.count_unsynced(user_id, CHARACTER) and time.monotonic() < deadline:
+            time.sleep(0.1)
+        batch = container.store.last_batch(user_id, CHARACTER) or {}
+        print(
+            f"   batch {batch.get('status')}: {batch.get('memory_count')} memories, "
+            f"stage timings (ms) {batch.get('timings_ms')}"
+        )
+        print("\n== memories out")
+        for memory in sorted(container.vectors.list_memories(user_id, CHARACTER), key=lambda m: -m.importance):
+            print(f"  [{memory.type:<12} {memory.importance:.2f}] {memory.text}")
+        for channel, message in (
+            ("whatsapp", "I'm so nervous about Friday, any advice?"),
+            ("voice", "What should I pack for Lisbon?"),
+        ):
+            prompt = asyncio.run(
+                container.integration.enhance_system_prompt(
+                    user_id=user_id,
+                    character_name=CHARACTER,
+                    current_message=message,
+                    base_system_prompt=BASE_PROMPT,
+                    channel=channel,
+                )
+            )
+            print(f"\n== enriched prompt ({channel}) for: {message!r}\n{prompt}")
+    finally:
+        container.close()
+
+
+def main() -> int:
+    emulator = None
+    if not os.environ.get("FIRESTORE_EMULATOR_HOST"):
+        print("starting the Firestore emulator…", flush=True)
+        emulator, address = firestore_emulator.start()
+        os.environ["FIRESTORE_EMULATOR_HOST"] = address
+    try:
+        with tempfile.TemporaryDirectory(prefix="recall-demo-") as tmp:
+            settings = Settings(
+                qdrant_path=Path(tmp) / "qdrant",
+                listener_enabled=False,
+                firestore_emulator_host=os.environ["FIRESTORE_EMULATOR_HOST"],
+                google_cloud_project=os.environ.get("GOOGLE_CLOUD_PROJECT", "demo-recall"),
+            )
+            run_demo(settings)
+    finally:
+        if emulator is not None:
+            firestore_emulator.stop(emulator)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,36 @@
+"""A realistic 30-turn WhatsApp conversation between a user (Maya) and the character Meher."""
+
+from __future__ import annotations
+
+MAYA = [
+    ("user", "Hi Meher! I'm Maya, nice to finally talk to you."),
+    ("assistant", "Hi Maya, lovely to meet you! How is your day going?"),
+    ("user", "Pretty good. I just got back from a long run along the river."),
+    ("assistant", "That sounds refreshing. Do you run often?"),
+    ("user", "Three times a week. I'm training for the Berlin half marathon in April."),
+    ("assistant", "Impressive! What got you into running?"),
+    ("user", "My brother Tom got me into it. He is a firefighter in Denver and runs ultras."),
+    ("assistant", "A firefighter who runs ultras, he must be very fit."),
+    ("user", "He is! We talk every Sunday on the phone."),
+    ("assistant", "That's a lovely tradition. What do you do for work?"),
+    ("user", "I work as a nurse in the pediatric ward at St. Mary's hospital."),
+    ("assistant", "That must be rewarding, and tiring."),
+    ("user", "Very. Night shifts are the worst, I can never sleep properly afterwards."),
+    ("assistant", "That's hard. Anything that helps you unwind?"),
+    ("user", "I love hiking in the mountains on my days off, and I have a golden retriever called Biscuit."),
+    ("assistant", "Biscuit is a great name! How old is he?"),
+    ("user", "He turned four last month. He hates thunderstorms."),
+    ("assistant", "Poor Biscuit. Anything exciting coming up for you?"),
+    ("user", "I'm planning to visit my grandmother in Lisbon next month, she is turning ninety."),
+    ("assistant", "Ninety! That's a big celebration."),
+    ("user", "Yes, the whole family is flying in. I'm a bit worried about the long flight with my back pain."),
+    ("assistant", "Maybe an aisle seat would help you stretch."),
+    ("user", "Good idea. Also I can't stand coffee, so I'm bringing my own green tea."),
+    ("assistant", "Smart. What else do you enjoy?"),
+    ("user", "I'm learning Portuguese so I can talk to my grandmother in her language."),
+    ("assistant", "How is that going?"),
+    ("user", "Slowly! My favorite food is pastel de nata, so at least I know that word."),
+    ("assistant", "A very important word. Anything on your mind lately?"),
+    ("user", "I have a job interview on Friday for a head nurse position and I'm nervous about it."),
+    ("assistant", "You'll do great, Maya. Tell me how it goes!"),
+]

@@ -1,0 +1,208 @@
+"""The batch processor: claim -> extract -> embed -> upsert -> mark synced.
+
+A message becomes `sync: true` only in the commit that follows a durable upsert of its memories. Any
+failure before that releases the claim and leaves the messages unsynced for a later batch. Retried
+messages never gain duplicate memories: before upserting, a batch deletes every point that cites one of
+its messages (those can only come from an attempt that never committed).
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+import uuid
+from collections import Counter
+from collections.abc import Iterator
+from concurrent.futures import Executor
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+from datetime import datetime
+
+from services.embedder import Embedder
+from services.errors import ExtractionError, LeaseLostError, RecallError
+from services.extractor import Extractor
+from services.message_store import BatchReport, Claim, MessageStore, utcnow
+from services.models import Conversation, Memory, MemoryDraft, Message
+from services.vector_store import VectorStore
+
+log = logging.getLogger(__name__)
+
+
+@dataclass
+class TriggerResult:
+    user_id: str
+    character_name: str
+    unsynced_count: int
+    threshold: int
+    batch_started: bool
+    batch_id: str | None = None
+
+
+@dataclass
+class BatchOutcome:
+    batch_id: str
+    status: str  # succeeded | failed | superseded
+    message_count: int
+    memory_count: int = 0
+    timings_ms: dict[str, float] = field(default_factory=dict)
+    error: str | None = None
+
+
+@dataclass(frozen=True)
+class BatchPolicy:
+    threshold: int = 25
+    max_messages: int = 100
+    lease_seconds: float = 300.0
+
+
+class BatchProcessor:
+    def __init__(
+        self,
+        store: MessageStore,
+        extractor: Extractor,
+        embedder: Embedder,
+        vectors: VectorStore,
+        policy: BatchPolicy,
+        executor: Executor | None = None,
+    ) -> None:
+        self._store = store
+        self._extractor = extractor
+        self._embedder = embedder
+        self._vectors = vectors
+        self.policy = policy
+        self._executor = executor
+
+    def trigger(self, user_id: str, character_name: str, *, force: bool = False) -> TriggerResult:
+        """Count unsynced messages and, at the threshold, claim a batch and run it in the background.
+
+        Returns at once; `force` claims whatever is unsynced (an idle conversation's flush).
+        """
+        unsynced = self._store.count_unsynced(user_id, character_name)
+        result = TriggerResult(user_id, character_name, unsynced, self.policy.threshold, batch_started=False)
+        if unsynced == 0 or (unsynced < self.policy.threshold and not force):
+            return result
+        claim = self.claim(user_id, character_name, force=force)
+        if claim is None:
+            return result
+        if self._executor is None:
+            self.run_chain(claim)
+        else:
+            self._executor.submit(self.run_chain, claim)
+        result.batch_started, result.batch_id = True, claim.batch_id
+        return result
+
+    def claim(self, user_id: str, character_name: str, *, force: bool = False) -> Claim | None:
+        return self._store.claim(
+            user_id,
+            character_name,
+            batch_id=uuid.uuid4().hex,
+            max_messages=self.policy.max_messages,
+            min_messages=1 if force else self.policy.threshold,
+            lease_seconds=self.policy.lease_seconds,
+        )
+
+    def run_chain(self, claim: Claim | None) -> list[BatchOutcome]:
+        """Run a claimed batch, then the next ones while enough unsynced messages remain."""
+        outcomes: list[BatchOutcome] = []
+        while claim is not None:
+            outcome = self.run(claim)
+            outcomes.append(outcome)
+            if outcome.status != "succeeded":
+                break
+            claim = self.claim(claim.user_id, claim.character_name, force=claim.forced)
+        return outcomes
+
+    def run(self, claim: Claim) -> BatchOutcome:
+        outcome = BatchOutcome(claim.batch_id, "failed", len(claim.messages))
+        stage = "extract"
+        try:
+            with _timed(outcome.timings_ms, "extract"):
+                memories = self.memories_for(claim)
+            stage = "embed"
+            with _timed(outcome.timings_ms, "embed"):
+                vectors = self._embedder.embed([m.text for m in memories])
+            stage = "upsert"
+            with _timed(outcome.timings_ms, "upsert"):
+                self._vectors.delete_for_messages(claim.user_id, claim.character_name, claim.message_ids)
+                self._vectors.upsert(memories, vectors)
+            stage = "commit"
+            outcome.memory_count = len(memories)
+            with _timed(outcome.timings_ms, "commit"):
+                self._store.commit(claim, self._report(outcome, "succeeded"))
+            outcome.status = "succeeded"
+        except LeaseLostError as exc:
+            outcome.status, outcome.error = "superseded", str(exc)
+            self._discard_points(claim)
+        except Exception as exc:  # the batch's boundary: whatever failed, the messages must stay unsynced
+            outcome.error = f"{stage}: {type(exc).__name__}: {exc}"
+            self._fail(claim, outcome, points_unsafe=stage == "commit")
+        log.info(
+            "batch %s %s: %d messages, %d memories, %s%s",
+            claim.batch_id,
+            outcome.status,
+            outcome.message_count,
+            outcome.memory_count,
+            outcome.timings_ms,
+            f", error: {outcome.error}" if outcome.error else "",
+        )
+        return outcome
+
+    def memories_for(self, claim: Claim) -> list[Memory]:
+        """The memories a claimed batch yields: extracted, checked and given their point ids."""
+        conversation = Conversation(user_id=claim.user_id, character_name=claim.character_name, messages=claim.messages)
+        drafts = self._extractor.extract(conversation)
+        if not drafts:
+            raise ExtractionError(f"the {self._extractor.name} extractor returned no memories")
+        known = {m.id: m for m in claim.messages}
+        now = utcnow()
+        return [self._memory(claim, i, d, known, now) for i, d in enumerate(drafts)]
+
+    @staticmethod
+    def _memory(claim: Claim, index: int, draft: MemoryDraft, known: dict[str, Message], now: datetime) -> Memory:
+        unknown = [mid for mid in draft.source_message_ids if mid not in known]
+        if unknown:
+            raise ExtractionError(f"a memory cites messages outside the batch: {unknown[:3]}")
+        channels = Counter(known[mid].channel for mid in draft.source_message_ids)
+        return Memory(
+            id=Memory.point_id(claim.batch_id, index),
+            user_id=claim.user_id,
+            character_name=claim.character_name,
+            batch_id=claim.batch_id,
+            created_at=now,
+            channel=channels.most_common(1)[0][0],
+            **draft.model_dump(),
+        )
+
+    def _fail(self, claim: Claim, outcome: BatchOutcome, *, points_unsafe: bool) -> None:
+        # A commit that failed may still have applied; its points then back synced messages and must stay.
+        # Otherwise they are orphans: remove them now, and the next claim removes any this misses.
+        if not points_unsafe:
+            self._discard_points(claim)
+        try:
+            self._store.release(claim, self._report(outcome, "failed"))
+        except RecallError as exc:
+            log.warning("batch %s: could not release its claim (the lease expires on its own): %s", claim.batch_id, exc)
+
+    def _discard_points(self, claim: Claim) -> None:
+        try:
+            self._vectors.delete_batch(claim.user_id, claim.character_name, claim.batch_id)
+        except RecallError as exc:
+            log.warning("batch %s: orphan points left for the next claim to remove: %s", claim.batch_id, exc)
+
+    def _report(self, outcome: BatchOutcome, status: str) -> BatchReport:
+        return BatchReport(
+            status=status,
+            memory_count=outcome.memory_count,
+            timings_ms=outcome.timings_ms,
+            error=outcome.error,
+            extractor=self._extractor.name,
+        )
+
+
+@contextmanager
+def _timed(timings: dict[str, float], stage: str) -> Iterator[None]:
+    start = time.perf_counter()
+    try:
+        yield
+    finally:
+        timings[stage] = round((time.perf_counter() - start) * 1000, 2)

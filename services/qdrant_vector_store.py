@@ -1,0 +1,221 @@
+"""The server vector store: a Qdrant server or cluster reached through qdrant-client."""
+
+from __future__ import annotations
+
+import math
+import warnings
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
+
+import grpc
+import httpx
+from qdrant_client import QdrantClient
+from qdrant_client import models as qm
+from qdrant_client.common.client_exceptions import QdrantException
+from qdrant_client.http.exceptions import ApiException
+
+from services.config import Settings
+from services.errors import ConfigurationError, VectorStoreError
+from services.models import Memory, MemoryHit
+
+# created_ts gets a range index because list_memories orders by it, and order_by needs one.
+_KEYWORD_FIELDS = ("user_id", "character_name", "batch_id", "source_message_ids")
+_TENANT_FIELD = "user_id"
+_ORDER_FIELD = "created_ts"
+
+# Local mode (":memory:" or a path) raises ValueError/RuntimeError where a server answers 4xx/5xx.
+_CLIENT_ERRORS = (ApiException, QdrantException, httpx.HTTPError, grpc.RpcError, OSError, ValueError, RuntimeError)
+
+
+class QdrantVectorStore:
+    """A `VectorStore` on one collection of a Qdrant server (cosine distance, the default vector)."""
+
+    backend = "qdrant"
+
+    def __init__(self, client: QdrantClient, collection: str, dimension: int) -> None:
+        self.client = client
+        self.collection = collection
+        self.dimension = dimension
+        self._closed = False
+
+    @classmethod
+    def from_settings(cls, settings: Settings, dimension: int) -> QdrantVectorStore:
+        """The server at QDRANT_URL. Nothing here blocks on the network; ensure_ready() is the first call."""
+        client = QdrantClient(
+            url=settings.qdrant_url,
+            api_key=settings.qdrant_api_key,
+            timeout=int(settings.qdrant_connection_timeout),
+        )
+        return cls(client, settings.qdrant_collection_name, dimension)
+
+    @classmethod
+    def local(cls, location: str, collection: str, dimension: int) -> QdrantVectorStore:
+        """qdrant-client's local mode, for tests: ":memory:" or a directory path."""
+        if location == ":memory:":
+            return cls(QdrantClient(location=location), collection, dimension)
+        # The API calls the store from worker threads; local mode's sqlite refuses that by default.
+        client = QdrantClient(path=location, force_disable_check_same_thread=True)
+        return cls(client, collection, dimension)
+
+    def ensure_ready(self) -> None:
+        """Create the collection and missing payload indexes; check the vector size of an existing one."""
+        with self._client_errors("prepare the collection"):
+            if not self.client.collection_exists(self.collection):
+                self._create_collection()
+            info = self.client.get_collection(self.collection)
+            self._check_vectors_config(info.config.params.vectors)
+            self._ensure_indexes(info.payload_schema)
+
+    def upsert(self, memories: Sequence[Memory], vectors: Sequence[Sequence[float]]) -> None:
+        """Write the points under `Memory.id`; `wait=True` makes them durable when this returns."""
+        _check_vectors(memories, vectors, self.dimension)
+        if not memories:
+            return
+        points = [
+            qm.PointStruct(id=m.id, vector=[float(x) for x in v], payload=m.payload())
+            for m, v in zip(memories, vectors, strict=True)
+        ]
+        with self._client_errors(f"upsert {len(points)} memories"):
+            self.client.upsert(self.collection, points=points, wait=True)
+
+    def search(
+        self,
+        user_id: str,
+        character_name: str,
+        vector: Sequence[float],
+        limit: int,
+        min_score: float | None = None,
+    ) -> list[MemoryHit]:
+        """Nearest memories of this user and character, best first."""
+        _check_dimension(vector, self.dimension)
+        if limit <= 0:
+            return []
+        with self._client_errors("search"):
+            response = self.client.query_points(
+                self.collection,
+                query=[float(x) for x in vector],
+                query_filter=_tenant_filter(user_id, character_name),
+                limit=limit,
+                with_payload=True,
+                score_threshold=min_score,
+            )
+        return [MemoryHit(memory=_to_memory(p.id, p.payload), score=p.score) for p in response.points]
+
+    def count(self, user_id: str, character_name: str) -> int:
+        with self._client_errors("count"):
+            result = self.client.count(
+                self.collection, count_filter=_tenant_filter(user_id, character_name), exact=True
+            )
+        return result.count
+
+    def list_memories(self, user_id: str, character_name: str, limit: int = 100) -> list[Memory]:
+        """Memories of this user and character, newest first."""
+        if limit <= 0:
+            return []
+        with self._client_errors("list memories"):
+            records, _ = self.client.scroll(
+                self.collection,
+                scroll_filter=_tenant_filter(user_id, character_name),
+                limit=limit,
+                order_by=qm.OrderBy(key=_ORDER_FIELD, direction=qm.Direction.DESC),
+                with_payload=True,
+            )
+        return [_to_memory(r.id, r.payload) for r in records]
+
+    def delete_for_messages(self, user_id: str, character_name: str, message_ids: Sequence[str]) -> None:
+        """Delete every memory of this tenant whose source_message_ids include any of `message_ids`."""
+        if not message_ids:
+            return
+        condition = qm.FieldCondition(key="source_message_ids", match=qm.MatchAny(any=list(message_ids)))
+        self._delete(_tenant_filter(user_id, character_name, condition), "delete memories of messages")
+
+    def delete_batch(self, user_id: str, character_name: str, batch_id: str) -> None:
+        condition = qm.FieldCondition(key="batch_id", match=qm.MatchValue(value=batch_id))
+        self._delete(_tenant_filter(user_id, character_name, condition), f"delete batch {batch_id}")
+
+    def ping(self) -> None:
+        """Raise VectorStoreError if the server or the collection does not answer."""
+        with self._client_errors("ping"):
+            self.client.count(self.collection, exact=False)
+
+    def close(self) -> None:
+        """Close the client's connections. Safe to call twice."""
+        if self._closed:
+            return
+        self._closed = True
+        with self._client_errors("close"):
+            self.client.close()
+
+    def _delete(self, selector: qm.Filter, action: str) -> None:
+        with self._client_errors(action):
+            self.client.delete(self.collection, points_selector=qm.FilterSelector(filter=selector), wait=True)
+
+    @contextmanager
+    def _client_errors(self, action: str) -> Iterator[None]:
+        try:
+            yield
+        except _CLIENT_ERRORS as exc:
+            raise VectorStoreError(f"Qdrant collection {self.collection!r}: {action} failed: {exc}") from exc
+
+    def _create_collection(self) -> None:
+        params = qm.VectorParams(size=self.dimension, distance=qm.Distance.COSINE)
+        try:
+            self.client.create_collection(self.collection, vectors_config=params)
+        except _CLIENT_ERRORS:
+            # Another process may have created it first (409); only a still-missing collection is an error.
+            if not self.client.collection_exists(self.collection):
+                raise
+
+    def _check_vectors_config(self, vectors: object) -> None:
+        if not isinstance(vectors, qm.VectorParams):
+            raise ConfigurationError(
+                f"Qdrant collection {self.collection!r} uses named vectors ({vectors!r}); Recall needs one "
+                "unnamed vector. Set QDRANT_COLLECTION_NAME to a new collection."
+            )
+        if vectors.size != self.dimension or vectors.distance != qm.Distance.COSINE:
+            raise ConfigurationError(
+                f"Qdrant collection {self.collection!r} stores vectors of size {vectors.size} "
+                f"({vectors.distance.value}), but the embedder produces size {self.dimension} (Cosine). "
+                "Set QDRANT_COLLECTION_NAME to a new collection, or re-embed the stored memories."
+            )
+
+    def _ensure_indexes(self, existing: dict[str, qm.PayloadIndexInfo]) -> None:
+        wanted: dict[str, qm.PayloadSchemaType | qm.KeywordIndexParams] = {
+            field: qm.PayloadSchemaType.KEYWORD for field in _KEYWORD_FIELDS
+        }
+        wanted[_TENANT_FIELD] = qm.KeywordIndexParams(type=qm.KeywordIndexType.KEYWORD, is_tenant=True)
+        wanted[_ORDER_FIELD] = qm.PayloadSchemaType.FLOAT
+        with warnings.catch_warnings():
+            # Local mode warns that payload indexes have no effect there; that is expected in tests.
+            warnings.filterwarnings("ignore", message="Payload indexes have no effect", category=UserWarning)
+            for field, schema in wanted.items():
+                if field not in existing:
+                    self.client.create_payload_index(self.collection, field, field_schema=schema, wait=True)
+
+
+def _tenant_filter(user_id: str, character_name: str, *extra: qm.FieldCondition) -> qm.Filter:
+    return qm.Filter(
+        must=[
+            qm.FieldCondition(key="user_id", match=qm.MatchValue(value=user_id)),
+            qm.FieldCondition(key="character_name", match=qm.MatchValue(value=character_name)),
+            *extra,
+        ]
+    )
+
+
+def _to_memory(point_id: object, payload: dict[str, object] | None) -> Memory:
+    return Memory.from_payload(str(point_id), payload or {})
+
+
+def _check_dimension(vector: Sequence[float], dimension: int) -> None:
+    if len(vector) != dimension:
+        raise ValueError(f"vector has size {len(vector)}, the store expects {dimension}")
+    if not all(math.isfinite(x) for x in vector):
+        raise ValueError("vector contains NaN or infinity")
+
+
+def _check_vectors(memories: Sequence[Memory], vectors: Sequence[Sequence[float]], dimension: int) -> None:
+    if len(memories) != len(vectors):
+        raise ValueError(f"{len(memories)} memories but {len(vectors)} vectors")
+    for vector in vectors:
+        _check_dimension(vector, dimension)

@@ -1,0 +1,141 @@
+from __future__ import annotations
+
+import threading
+from collections import Counter
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from scripts.sample_conversation import MAYA
+from services.container import Container
+from services.embedder import LocalEmbedder
+from services.message_store import MessageStore
+from tests.conftest import make_settings
+from tests.support.chat import filler_turns, save_turns, wait_until
+
+CHAR = "meher"
+
+
+def synced_everything(container: Container, user_id: str, character: str = CHAR) -> bool:
+    return container.store.count_unsynced(user_id, character) == 0
+
+
+def test_24_messages_wait_and_the_25th_starts_a_batch(container: Container, user_id: str) -> None:
+    save_turns(container.store, user_id, CHAR, MAYA[:24])
+    waiting = container.processor.trigger(user_id, CHAR)
+    assert (waiting.unsynced_count, waiting.threshold, waiting.batch_started, waiting.batch_id) == (24, 25, False, None)
+
+    save_turns(container.store, user_id, CHAR, MAYA[24:25])
+    started = container.processor.trigger(user_id, CHAR)
+    assert started.unsynced_count == 25 and started.batch_started and started.batch_id
+    wait_until(lambda: synced_everything(container, user_id), "the batch to sync 25 messages")
+    assert container.store.count_synced(user_id, CHAR) == 25
+    batch = container.store.get_batch(user_id, CHAR, started.batch_id)
+    assert batch is not None and batch["status"] == "succeeded"
+    assert batch["memory_count"] == container.vectors.count(user_id, CHAR) > 1
+    # The record is written by the commit itself, so it carries the stages before it.
+    assert set(batch["timings_ms"]) == {"extract", "embed", "upsert"}
+    # Nothing left to do: a further trigger starts nothing.
+    again = container.processor.trigger(user_id, CHAR)
+    assert (again.unsynced_count, again.batch_started) == (0, False)
+
+
+@pytest.fixture
+def small_batches(emulator_host: str, tmp_path: Path, embedder: LocalEmbedder) -> Iterator[Container]:
+    settings = make_settings(emulator_host, tmp_path, batch_max_messages=30, batch_workers=2)
+    built = Container.build(settings, embedder=embedder)
+    yield built
+    built.close()
+
+
+def test_concurrent_triggers_put_each_message_in_exactly_one_batch(small_batches: Container, user_id: str) -> None:
+    container = small_batches
+    saved = save_turns(container.store, user_id, CHAR, filler_turns(30, "trains") + filler_turns(30, "music"))
+    barrier = threading.Barrier(4)
+    results, errors = [], []
+
+    def fire() -> None:
+        barrier.wait()
+        try:
+            results.append(container.processor.trigger(user_id, CHAR))
+        except Exception as exc:
+            errors.append(exc)
+
+    threads = [threading.Thread(target=fire) for _ in range(4)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    assert errors == []
+    wait_until(lambda: synced_everything(container, user_id), "all 60 messages to sync")
+
+    started = [r.batch_id for r in results if r.batch_started]
+    assert started, "at least one trigger must start a batch"
+    batches = [b.to_dict() for b in container.store.conversation(user_id, CHAR).collection("batches").stream()]
+    succeeded = [b for b in batches if b["status"] == "succeeded"]
+    per_message = Counter(mid for b in succeeded for mid in b["message_ids"])
+    assert set(per_message) == {m.id for m in saved}
+    assert set(per_message.values()) == {1}
+    assert {b["status"] for b in batches} == {"succeeded"}
+    memories = container.vectors.list_memories(user_id, CHAR, limit=500)
+    owner = {mid: b["message_ids"] for b in succeeded for mid in b["message_ids"]}
+    for memory in memories:
+        assert set(memory.source_message_ids) <= set(owner[memory.source_message_ids[0]])
+
+
+def test_a_retried_batch_replaces_the_points_of_an_attempt_that_never_committed(
+    container: Container, store: MessageStore, user_id: str
+) -> None:
+    save_turns(store, user_id, CHAR, MAYA[:26])
+    processor = container.processor
+    # An attempt that upserted and then died before its commit: its points are orphans, its lease lapses.
+    crashed = store.claim(user_id, CHAR, batch_id="crashed", max_messages=100, min_messages=25, lease_seconds=0.01)
+    assert crashed is not None
+    orphans = processor.memories_for(crashed)
+    container.vectors.upsert(orphans, container.embedder.embed([m.text for m in orphans]))
+    assert container.vectors.count(user_id, CHAR) == len(orphans)
+
+    retry = processor.claim(user_id, CHAR)
+    assert retry is not None and retry.message_ids == crashed.message_ids
+    outcome = processor.run(retry)
+    assert outcome.status == "succeeded"
+    stored = container.vectors.list_memories(user_id, CHAR, limit=500)
+    assert {m.batch_id for m in stored} == {retry.batch_id}
+    assert sorted(m.text for m in stored) == sorted(m.text for m in orphans)
+    assert store.count_synced(user_id, CHAR) == 26
+
+
+def test_paraphrased_question_finds_the_right_memory(container: Container, user_id: str) -> None:
+    save_turns(container.store, user_id, CHAR, MAYA)
+    container.processor.trigger(user_id, CHAR)
+    wait_until(lambda: synced_everything(container, user_id), "the batch to finish")
+    cases = {
+        "what does my brother do for a living?": "firefighter",
+        "what's the name of my dog?": "Biscuit",
+        "who am I going to see in Portugal?": "grandmother",
+        "what am I anxious about this week?": "interview",
+    }
+    for question, expected in cases.items():
+        top = container.integration.search(user_id, CHAR, question, limit=3)
+        assert any(expected.lower() in hit.memory.text.lower() for hit in top), (question, [h.memory.text for h in top])
+
+
+def test_tenants_never_mix(container: Container, user_id: str) -> None:
+    maya_id, other_id = f"{user_id}-maya", f"{user_id}-other"
+    save_turns(container.store, maya_id, CHAR, MAYA)
+    save_turns(container.store, other_id, CHAR, filler_turns(26, "gardening and tomatoes"))
+    for uid in (maya_id, other_id):
+        container.processor.trigger(uid, CHAR)
+    wait_until(
+        lambda: synced_everything(container, maya_id) and synced_everything(container, other_id),
+        "both tenants' batches",
+    )
+    maya_texts = {m.text for m in container.vectors.list_memories(maya_id, CHAR)}
+    # The other user's query matches Maya's memory exactly, and still finds only their own.
+    for text in maya_texts:
+        hits = container.integration.search(other_id, CHAR, text, limit=10)
+        assert all(h.memory.user_id == other_id for h in hits)
+        assert not maya_texts & {h.memory.text for h in hits}
+    assert container.vectors.count(maya_id, "another-character") == 0
+    assert container.integration.search(maya_id, "another-character", "firefighter", limit=10) == []
