@@ -75,23 +75,18 @@ def run_demo(settings: Settings) -> None:
 
 
 def main() -> int:
-    emulator = None
-    if not os.environ.get("FIRESTORE_EMULATOR_HOST"):
-        print("starting the Firestore emulator…", flush=True)
-        emulator, address = firestore_emulator.start()
-        os.environ["FIRESTORE_EMULATOR_HOST"] = address
     try:
-        with tempfile.TemporaryDirectory(prefix="recall-demo-") as tmp:
+        with firestore_emulator.ensure_running() as emulator_host, tempfile.TemporaryDirectory() as tmp:
             settings = Settings(
                 qdrant_path=Path(tmp) / "qdrant",
                 listener_enabled=False,
-                firestore_emulator_host=os.environ["FIRESTORE_EMULATOR_HOST"],
+                firestore_emulator_host=emulator_host,
                 google_cloud_project=os.environ.get("GOOGLE_CLOUD_PROJECT", "demo-recall"),
             )
             run_demo(settings)
-    finally:
-        if emulator is not None:
-            firestore_emulator.stop(emulator)
+    except firestore_emulator.EmulatorError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 1
     return 0
 
 

@@ -17,6 +17,7 @@ import sys
 import time
 import urllib.error
 import urllib.request
+from collections.abc import Iterator
 from pathlib import Path
 
 
@@ -97,6 +98,25 @@ def clear(host: str, project: str) -> None:
     url = f"http://{host}/emulator/v1/projects/{project}/databases/(default)/documents"
     with urllib.request.urlopen(urllib.request.Request(url, method="DELETE"), timeout=10):
         pass
+
+
+@contextlib.contextmanager
+def ensure_running() -> Iterator[str]:
+    """FIRESTORE_EMULATOR_HOST if it is set; else an emulator started here (on FIRESTORE_EMULATOR_PORT if set),
+    exported in the environment for this process, and stopped on exit."""
+    existing = os.environ.get("FIRESTORE_EMULATOR_HOST")
+    if existing:
+        yield existing
+        return
+    print("starting the Firestore emulator…", flush=True)
+    port = os.environ.get("FIRESTORE_EMULATOR_PORT")
+    process, host = start(int(port) if port else None)
+    os.environ["FIRESTORE_EMULATOR_HOST"] = host
+    print(f"Firestore emulator at {host}", flush=True)
+    try:
+        yield host
+    finally:
+        stop(process)
 
 
 def main() -> int:

@@ -14,24 +14,17 @@ from scripts import firestore_emulator
 def main() -> int:
     host, port = os.environ.get("HOST", "127.0.0.1"), int(os.environ.get("PORT", "8000"))
     os.environ.setdefault("GOOGLE_CLOUD_PROJECT", "demo-recall")
-    emulator = None
-    if not os.environ.get("FIRESTORE_EMULATOR_HOST"):
-        print("starting the Firestore emulator…", flush=True)
-        try:
-            emulator, address = firestore_emulator.start(
-                int(os.environ["FIRESTORE_EMULATOR_PORT"]) if "FIRESTORE_EMULATOR_PORT" in os.environ else None
-            )
-        except firestore_emulator.EmulatorError as exc:
-            print(f"error: {exc}", file=sys.stderr)
-            return 1
-        os.environ["FIRESTORE_EMULATOR_HOST"] = address
-        print(f"Firestore emulator at {address} (project {os.environ['GOOGLE_CLOUD_PROJECT']})", flush=True)
-    print(f"Recall API on http://{host}:{port}  (docs: http://{host}:{port}/docs)", flush=True)
     try:
-        uvicorn.run("api.main:app", host=host, port=port, log_level="info")
-    finally:
-        if emulator is not None:
-            firestore_emulator.stop(emulator)
+        with firestore_emulator.ensure_running() as emulator_host:
+            print(
+                f"Recall API on http://{host}:{port} (docs: /docs), Firestore at {emulator_host}, "
+                f"project {os.environ['GOOGLE_CLOUD_PROJECT']}",
+                flush=True,
+            )
+            uvicorn.run("api.main:app", host=host, port=port, log_level="info")
+    except firestore_emulator.EmulatorError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 1
     return 0
 
 

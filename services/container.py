@@ -84,6 +84,7 @@ class Container:
         # Batches already running finish (their leases would otherwise block the messages for a while);
         # queued ones are dropped and their leases simply expire.
         self.executor.shutdown(wait=True, cancel_futures=True)
+        self.integration.close()
         self.vectors.close()
         self.firestore.close()
 

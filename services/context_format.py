@@ -18,7 +18,7 @@ class ContextBudget:
     token_budget: int = 400
     memory_limit: int = 6
     recent_turns: int = 8
-    min_score: float | None = 0.2
+    min_score: float | None = 0.1
     encoding: str = "o200k_base"
 
 

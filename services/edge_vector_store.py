@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import json
-import math
 import threading
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
@@ -13,9 +12,9 @@ import qdrant_edge as qe
 
 from services.errors import ConfigurationError, VectorStoreError
 from services.models import Memory, MemoryHit
+from services.vector_store import KEYWORD_FIELDS, check_vector, check_vectors, memory_of
 
 # created_ts gets a range index because list_memories orders by it, and order_by needs one.
-_KEYWORD_FIELDS = ("user_id", "character_name", "batch_id", "source_message_ids")
 _TENANT_FIELD = "user_id"
 _ORDER_FIELD = "created_ts"
 
@@ -44,7 +43,7 @@ class EdgeVectorStore:
 
     def upsert(self, memories: Sequence[Memory], vectors: Sequence[Sequence[float]]) -> None:
         """Write the points under `Memory.id` and flush, so they are on disk when this returns."""
-        _check_vectors(memories, vectors, self.dimension)
+        check_vectors(memories, vectors, self.dimension)
         if not memories:
             return
         points = [qe.Point(m.id, [float(x) for x in v], m.payload()) for m, v in zip(memories, vectors, strict=True)]
@@ -59,7 +58,7 @@ class EdgeVectorStore:
         min_score: float | None = None,
     ) -> list[MemoryHit]:
         """Nearest memories of this user and character, best first."""
-        _check_dimension(vector, self.dimension)
+        check_vector(vector, self.dimension)
         if limit <= 0:
             return []
         request = qe.QueryRequest(
@@ -71,7 +70,7 @@ class EdgeVectorStore:
         )
         with self._engine_errors("search"):
             points = self._require().query(request)
-        return [MemoryHit(memory=_to_memory(p.id, p.payload), score=p.score) for p in points]
+        return [MemoryHit(memory=memory_of(p.id, p.payload), score=p.score) for p in points]
 
     def count(self, user_id: str, character_name: str) -> int:
         request = qe.CountRequest(exact=True, filter=_tenant_filter(user_id, character_name))
@@ -90,7 +89,7 @@ class EdgeVectorStore:
         )
         with self._engine_errors("list memories"):
             records, _ = self._require().scroll(request)
-        return [_to_memory(r.id, r.payload) for r in records]
+        return [memory_of(r.id, r.payload) for r in records]
 
     def delete_for_messages(self, user_id: str, character_name: str, message_ids: Sequence[str]) -> None:
         """Delete every memory of this tenant whose source_message_ids include any of `message_ids`."""
@@ -184,7 +183,7 @@ class EdgeVectorStore:
     def _ensure_indexes(self, shard: qe.EdgeShard) -> None:
         with self._engine_errors("create payload indexes"):
             existing = shard.info().payload_schema
-            for field in _KEYWORD_FIELDS:
+            for field in KEYWORD_FIELDS:
                 if not _has_keyword_index(existing.get(field), tenant=field == _TENANT_FIELD):
                     params = qe.KeywordIndexParams(is_tenant=True if field == _TENANT_FIELD else None)
                     shard.update(qe.UpdateOperation.create_field_index(field, params))
@@ -222,22 +221,3 @@ def _tenant_filter(user_id: str, character_name: str, *extra: qe.FieldCondition)
             *extra,
         ]
     )
-
-
-def _to_memory(point_id: object, payload: dict[str, object] | None) -> Memory:
-    # Edge returns UUID point ids as uuid.UUID objects; Memory.id is the string form.
-    return Memory.from_payload(str(point_id), payload or {})
-
-
-def _check_dimension(vector: Sequence[float], dimension: int) -> None:
-    if len(vector) != dimension:
-        raise ValueError(f"vector has size {len(vector)}, the store expects {dimension}")
-    if not all(math.isfinite(x) for x in vector):
-        raise ValueError("vector contains NaN or infinity")
-
-
-def _check_vectors(memories: Sequence[Memory], vectors: Sequence[Sequence[float]], dimension: int) -> None:
-    if len(memories) != len(vectors):
-        raise ValueError(f"{len(memories)} memories but {len(vectors)} vectors")
-    for vector in vectors:
-        _check_dimension(vector, dimension)

@@ -17,6 +17,7 @@ import asyncio
 import logging
 import time
 from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -62,6 +63,8 @@ class MemoryIntegration:
         self._vectors = vectors
         self.budget = budget
         self.timeout_s = timeout_s
+        # Recent turns come from Firestore while the query is embedded and searched.
+        self._reads = ThreadPoolExecutor(max_workers=4, thread_name_prefix="recall-context")
 
     async def get_conversation_context(
         self, *, user_id: str, character_name: str, current_message: str, channel: str = "whatsapp"
@@ -99,10 +102,18 @@ class MemoryIntegration:
         self, user_id: str, character_name: str, current_message: str, channel: str
     ) -> ConversationContext:
         """The synchronous core, without the time budget (benchmarks and tests call it directly)."""
+        check_id(user_id, "user_id")
+        check_id(character_name, "character_name")
+        recent_turns = self._reads.submit(
+            self._store.recent_unsynced, user_id, character_name, self.budget.recent_turns
+        )
         hits = self.search(user_id, character_name, current_message, self.budget.memory_limit, self.budget.min_score)
-        recent = self._store.recent_unsynced(user_id, character_name, self.budget.recent_turns)
+        recent = recent_turns.result()
         text, tokens, used_hits, used_turns = render_context(hits, recent, channel, self.budget)
         return ConversationContext(user_id, character_name, channel, used_hits, used_turns, text, tokens)
+
+    def close(self) -> None:
+        self._reads.shutdown(wait=False, cancel_futures=True)
 
     def warm_up(self) -> None:
         """Load the tokenizer and run one embedding now, so the first chat message is not the slow one."""

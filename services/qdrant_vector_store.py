@@ -2,10 +2,10 @@
 
 from __future__ import annotations
 
-import math
+import threading
 import warnings
 from collections.abc import Iterator, Sequence
-from contextlib import contextmanager
+from contextlib import AbstractContextManager, contextmanager, nullcontext
 
 import grpc
 import httpx
@@ -17,9 +17,9 @@ from qdrant_client.http.exceptions import ApiException
 from services.config import Settings
 from services.errors import ConfigurationError, VectorStoreError
 from services.models import Memory, MemoryHit
+from services.vector_store import KEYWORD_FIELDS, check_vector, check_vectors, memory_of
 
 # created_ts gets a range index because list_memories orders by it, and order_by needs one.
-_KEYWORD_FIELDS = ("user_id", "character_name", "batch_id", "source_message_ids")
 _TENANT_FIELD = "user_id"
 _ORDER_FIELD = "created_ts"
 
@@ -32,11 +32,13 @@ class QdrantVectorStore:
 
     backend = "qdrant"
 
-    def __init__(self, client: QdrantClient, collection: str, dimension: int) -> None:
+    def __init__(self, client: QdrantClient, collection: str, dimension: int, *, serialize: bool = False) -> None:
         self.client = client
         self.collection = collection
         self.dimension = dimension
         self._closed = False
+        # Local mode keeps its points in numpy arrays that concurrent writes corrupt; a server needs no lock.
+        self._lock: AbstractContextManager[object] = threading.RLock() if serialize else nullcontext()
 
     @classmethod
     def from_settings(cls, settings: Settings, dimension: int) -> QdrantVectorStore:
@@ -52,10 +54,10 @@ class QdrantVectorStore:
     def local(cls, location: str, collection: str, dimension: int) -> QdrantVectorStore:
         """qdrant-client's local mode, for tests: ":memory:" or a directory path."""
         if location == ":memory:":
-            return cls(QdrantClient(location=location), collection, dimension)
+            return cls(QdrantClient(location=location), collection, dimension, serialize=True)
         # The API calls the store from worker threads; local mode's sqlite refuses that by default.
         client = QdrantClient(path=location, force_disable_check_same_thread=True)
-        return cls(client, collection, dimension)
+        return cls(client, collection, dimension, serialize=True)
 
     def ensure_ready(self) -> None:
         """Create the collection and missing payload indexes; check the vector size of an existing one."""
@@ -68,7 +70,7 @@ class QdrantVectorStore:
 
     def upsert(self, memories: Sequence[Memory], vectors: Sequence[Sequence[float]]) -> None:
         """Write the points under `Memory.id`; `wait=True` makes them durable when this returns."""
-        _check_vectors(memories, vectors, self.dimension)
+        check_vectors(memories, vectors, self.dimension)
         if not memories:
             return
         points = [
@@ -87,7 +89,7 @@ class QdrantVectorStore:
         min_score: float | None = None,
     ) -> list[MemoryHit]:
         """Nearest memories of this user and character, best first."""
-        _check_dimension(vector, self.dimension)
+        check_vector(vector, self.dimension)
         if limit <= 0:
             return []
         with self._client_errors("search"):
@@ -99,7 +101,7 @@ class QdrantVectorStore:
                 with_payload=True,
                 score_threshold=min_score,
             )
-        return [MemoryHit(memory=_to_memory(p.id, p.payload), score=p.score) for p in response.points]
+        return [MemoryHit(memory=memory_of(p.id, p.payload), score=p.score) for p in response.points]
 
     def count(self, user_id: str, character_name: str) -> int:
         with self._client_errors("count"):
@@ -120,7 +122,7 @@ class QdrantVectorStore:
                 order_by=qm.OrderBy(key=_ORDER_FIELD, direction=qm.Direction.DESC),
                 with_payload=True,
             )
-        return [_to_memory(r.id, r.payload) for r in records]
+        return [memory_of(r.id, r.payload) for r in records]
 
     def delete_for_messages(self, user_id: str, character_name: str, message_ids: Sequence[str]) -> None:
         """Delete every memory of this tenant whose source_message_ids include any of `message_ids`."""
@@ -153,7 +155,8 @@ class QdrantVectorStore:
     @contextmanager
     def _client_errors(self, action: str) -> Iterator[None]:
         try:
-            yield
+            with self._lock:
+                yield
         except _CLIENT_ERRORS as exc:
             raise VectorStoreError(f"Qdrant collection {self.collection!r}: {action} failed: {exc}") from exc
 
@@ -181,7 +184,7 @@ class QdrantVectorStore:
 
     def _ensure_indexes(self, existing: dict[str, qm.PayloadIndexInfo]) -> None:
         wanted: dict[str, qm.PayloadSchemaType | qm.KeywordIndexParams] = {
-            field: qm.PayloadSchemaType.KEYWORD for field in _KEYWORD_FIELDS
+            field: qm.PayloadSchemaType.KEYWORD for field in KEYWORD_FIELDS
         }
         wanted[_TENANT_FIELD] = qm.KeywordIndexParams(type=qm.KeywordIndexType.KEYWORD, is_tenant=True)
         wanted[_ORDER_FIELD] = qm.PayloadSchemaType.FLOAT
@@ -201,21 +204,3 @@ def _tenant_filter(user_id: str, character_name: str, *extra: qm.FieldCondition)
             *extra,
         ]
     )
-
-
-def _to_memory(point_id: object, payload: dict[str, object] | None) -> Memory:
-    return Memory.from_payload(str(point_id), payload or {})
-
-
-def _check_dimension(vector: Sequence[float], dimension: int) -> None:
-    if len(vector) != dimension:
-        raise ValueError(f"vector has size {len(vector)}, the store expects {dimension}")
-    if not all(math.isfinite(x) for x in vector):
-        raise ValueError("vector contains NaN or infinity")
-
-
-def _check_vectors(memories: Sequence[Memory], vectors: Sequence[Sequence[float]], dimension: int) -> None:
-    if len(memories) != len(vectors):
-        raise ValueError(f"{len(memories)} memories but {len(vectors)} vectors")
-    for vector in vectors:
-        _check_dimension(vector, dimension)

@@ -6,6 +6,7 @@ Every read and delete is scoped to one (user_id, character_name): there is no un
 
 from __future__ import annotations
 
+import math
 from collections.abc import Sequence
 from typing import Protocol
 
@@ -61,3 +62,27 @@ def build_vector_store(settings: Settings, dimension: int) -> VectorStore:
     from services.edge_vector_store import EdgeVectorStore
 
     return EdgeVectorStore(settings.qdrant_path, dimension)
+
+
+# Payload fields with keyword indexes: the tenant pair every query filters on, and the provenance fields
+# that retries and clean-ups delete by.
+KEYWORD_FIELDS = ("user_id", "character_name", "batch_id", "source_message_ids")
+
+
+def check_vector(vector: Sequence[float], dimension: int) -> None:
+    if len(vector) != dimension:
+        raise ValueError(f"vector has size {len(vector)}, the store expects {dimension}")
+    if not all(math.isfinite(x) for x in vector):
+        raise ValueError("vector contains NaN or infinity")
+
+
+def check_vectors(memories: Sequence[Memory], vectors: Sequence[Sequence[float]], dimension: int) -> None:
+    if len(memories) != len(vectors):
+        raise ValueError(f"{len(memories)} memories but {len(vectors)} vectors")
+    for vector in vectors:
+        check_vector(vector, dimension)
+
+
+def memory_of(point_id: object, payload: dict[str, object] | None) -> Memory:
+    # Qdrant Edge returns UUID point ids as uuid.UUID objects; Memory.id is the string form.
+    return Memory.from_payload(str(point_id), payload or {})
