@@ -4,6 +4,7 @@ or on one started here (and stopped on exit) when that is not set."""
 from __future__ import annotations
 
 import os
+import signal
 import sys
 
 import uvicorn
@@ -14,6 +15,8 @@ from scripts import firestore_emulator
 def main() -> int:
     host, port = os.environ.get("HOST", "127.0.0.1"), int(os.environ.get("PORT", "8000"))
     os.environ.setdefault("GOOGLE_CLOUD_PROJECT", "demo-recall")
+    # uvicorn re-raises SIGTERM once it has shut down; exiting normally instead lets the emulator stop.
+    signal.signal(signal.SIGTERM, lambda *_: sys.exit(0))
     try:
         with firestore_emulator.ensure_running() as emulator_host:
             print(
