@@ -7,12 +7,12 @@ batch. Assistant turns are context only: they can tell who "he" is, never what i
 
 from __future__ import annotations
 
-import itertools
 import re
 from collections.abc import Iterator
 from datetime import datetime
 from typing import NamedTuple
 
+from services import offline_lexicon as lex
 from services import offline_rules as rules
 from services.errors import ExtractionError
 from services.models import Conversation, MemoryDraft, MemoryType, Message
@@ -25,21 +25,22 @@ _ADVERBS = (
     "hopefully|eventually|once|first|then|soon"
 )
 _FIRST_PERSON = re.compile(
-    rf"(?P<pair>\b(?:[Mm]y|[Oo]ur)\s+(?P<pkin>{rules.KIN})(?:,?\s+(?P<pname>{rules.NAME}))?,?\s+and\s+(?:I|me)\b)"
-    rf"|(?P<pair2>\b(?:I|[Mm]e)\s+and\s+(?:my|our)\s+(?P<p2kin>{rules.KIN})(?:\s+(?P<p2name>{rules.NAME}))?)"
-    rf"|(?P<npair>\b(?P<nname>{rules.NAME})\s+and\s+(?:I|me)\b)"
+    rf"(?P<pair>\b(?:[Mm]y|[Oo]ur)\s+(?P<pkin>{lex.KIN})(?:,?\s+(?P<pname>{lex.NAME}))?,?\s+and\s+(?:I|me)\b)"
+    rf"|(?P<pair2>\b(?:I|[Mm]e)\s+and\s+(?:my|our)\s+(?P<p2kin>{lex.KIN})(?:\s+(?P<p2name>{lex.NAME}))?)"
+    rf"|(?P<npair>\b(?P<nname>{lex.NAME})\s+and\s+(?:I|me)\b)"
     rf"|(?P<subj>\b(?:I|[Ww]e)\b)(?P<adv>(?:\s+(?:{_ADVERBS}))*)(?:\s+(?P<verb>[A-Za-z]+n't|[A-Za-z]+)\b)?"
-    rf"|(?P<poss>\b(?:[Mm]y|[Oo]ur)\b)(?:\s+(?P<kin>{rules.KIN})\b)?"
+    rf"|(?P<poss>\b(?:[Mm]y|[Oo]ur)\b)(?:\s+(?P<kin>{lex.KIN})\b)?"
     r"|(?P<obj>\b(?:[Mm]e|us)\b)|(?P<mine>\b(?:mine|ours)\b)|(?P<refl>\b(?:myself|ourselves)\b)"
     r"|(?P<you>\b[Yy]ou(?:rs|rself|r)?\b)"
 )
 _LEFTOVER = re.compile(r"\b(?:I|[Mm]e|[Mm]y|[Mm]ine|[Mm]yself|[Ww]e|us|[Oo]urs?|[Yy]ou|[Yy]our)\b")
+_FRAGMENT = re.compile(r"\b(?:is|are|was|were|has|have|had|does|did|can|could|will|would)[.!?]*$")
 _DANGLING = re.compile(r"(?:he|she|they|it|that|this|those|these|there)\b", re.I)
 # fmt: off
 _IRREGULAR = {"am": "is", "are": "is", "were": "was", "have": "has", "do": "does", "don't": "doesn't",
               "haven't": "hasn't", "aren't": "isn't", "weren't": "wasn't", "be": "is", "ain't": "isn't"}
 # fmt: on
-_AS_IS = rules.wordset(
+_AS_IS = lex.wordset(
     "can could will would shall should may might must was had did used ought quit put cut hit set let hurt "
     "cost read bet split spread shut went got made took saw met left bought ran began came found gave told "
     "thought felt knew lost won wrote said spent sold sent broke fell flew drove ate drank became kept slept "
@@ -47,7 +48,7 @@ _AS_IS = rules.wordset(
     "too as so then here there the a an to with in on at of for"
 )
 # "you" may stay only where it is an object ("talking to you"); "you are ..." is not about the user.
-_OBJECT_FOLLOWERS = rules.wordset(
+_OBJECT_FOLLOWERS = lex.wordset(
     "to about for and or but so too the a an that this what how when if because with in on at again more all guys"
 )
 _INTRO = re.compile(
@@ -64,6 +65,7 @@ _EXIT = re.compile(
 _MONTHS = ("January", "February", "March", "April", "May", "June", "July", "August", "September", "October",
            "November", "December")
 # fmt: on
+_SUMMARY_WORDS = 40
 _CHANNELS = {"whatsapp": "WhatsApp", "voice": "voice", "sms": "SMS", "telegram": "Telegram", "web": "web chat"}
 
 
@@ -84,13 +86,13 @@ class OfflineExtractor:
 # Names the user gave the people and pets in their life, in the order they were first named.
 class _People:
     _PATTERNS = (
-        re.compile(rf"\b(?:[Mm]y|[Oo]ur)\s+(?P<kin>{rules.KIN}),?\s+(?P<name>{rules.NAME})\b"),
+        re.compile(rf"\b(?:[Mm]y|[Oo]ur)\s+(?P<kin>{lex.KIN}),?\s+(?P<name>{lex.NAME})\b"),
         re.compile(
-            rf"\b(?:[Mm]y|[Oo]ur)\s+(?P<kin>{rules.KIN})(?:'s name is| is (?:named|called))\s+"
-            rf"(?P<name>{rules.NAME})\b"
+            rf"\b(?:[Mm]y|[Oo]ur)\s+(?P<kin>{lex.KIN})(?:'s name is| is (?:named|called))\s+"
+            rf"(?P<name>{lex.NAME})\b"
         ),
-        re.compile(rf"\b(?:an?|one)\s+(?P<kin>{rules.KIN})\s+(?:named|called)\s+(?P<name>{rules.NAME})\b"),
-        re.compile(rf"\b(?P<name>{rules.NAME}) is my (?P<kin>{rules.KIN})\b"),
+        re.compile(rf"\b(?:an?|one)\s+(?P<kin>{lex.KIN})\s+(?:named|called)\s+(?P<name>{lex.NAME})\b"),
+        re.compile(rf"\b(?P<name>{lex.NAME}) is my (?P<kin>{lex.KIN})\b"),
     )
 
     def __init__(self) -> None:
@@ -100,7 +102,7 @@ class _People:
         for pattern in self._PATTERNS:
             for match in pattern.finditer(clause):
                 name = match["name"]
-                if name.lower() not in rules.NOT_NAMES:
+                if name.lower() not in lex.NOT_NAMES:
                     known = self.names.setdefault(_kin_key(match["kin"]), [])
                     known.extend([] if name in known else [name])
 
@@ -111,13 +113,15 @@ class _People:
     # The relative or pet mentioned last in `text`, as "my brother" (own) or "your brother".
     def last_mentioned(self, text: str, own: bool) -> str | None:
         owner = r"(?:[Mm]y|[Oo]ur)" if own else r"[Yy]our"
-        spots = [(m.start(), _kin_key(m["kin"])) for m in re.finditer(rf"\b{owner}\s+(?P<kin>{rules.KIN})\b", text)]
+        spots = [(m.start(), _kin_key(m["kin"])) for m in re.finditer(rf"\b{owner}\s+(?P<kin>{lex.KIN})\b", text)]
         for kin, names in self.names.items():
             spots += [(m.start(), kin) for name in names for m in re.finditer(rf"\b{name}\b", text)]
         return max(spots)[1] if spots else None
 
 
 def _kin_key(kin: str) -> str:
+    if re.fullmatch(lex.BREEDS, kin.lower()):
+        return "dog"
     return re.sub(r"^\w+\s+(?=\w)", "", kin.lower()) if " " in kin and kin.lower() != "guinea pig" else kin.lower()
 
 
@@ -207,17 +211,24 @@ class _Reader:
         self.known = frozenset(w for w in (self.me, self.character) if w)
 
     def memories(self) -> Iterator[MemoryDraft]:
-        context = ""
+        question, carried = "", None
+        earlier: list[str] = []
         for message in self.messages:
             if message.role == "assistant":
-                context = message.text
+                question, earlier = rules.clean(message.text), []
                 continue
-            referent = self.people.last_mentioned(rules.clean(context), own=False)
+            # "He" is whom the assistant just asked about or the user just named in this message; "we" may
+            # also be the user and the person they named in their previous message.
+            asked = self.people.last_mentioned(question, own=False)
+            referent, partner = asked, asked or carried
             for clause in _clauses(message.text):
-                yield from self._clause(message, clause, referent)
+                yield from self._clause(message, clause, referent, _Said(earlier, question, partner))
                 referent = self.people.last_mentioned(clause, own=True) or referent
+                partner = referent or partner
+                earlier.append(clause)
+            carried = partner
 
-    def _clause(self, message: Message, clause: str, referent: str | None) -> Iterator[MemoryDraft]:
+    def _clause(self, message: Message, clause: str, referent: str | None, said: _Said) -> Iterator[MemoryDraft]:
         intro = _intro(clause)
         if intro:
             clause = intro.rest
@@ -227,6 +238,10 @@ class _Reader:
         if not statement or rules.claims_privilege(statement):
             return
         self.people.learn(statement)
+        statement = rules.without_references(rules.resolve_reference(statement, said.earlier, said.question))
+        statement = self._resolve_we(statement, said.partner) if statement else None
+        if not statement:
+            return
         statement, about_other = self._resolve(statement, referent)
         statement = self._resolve_object(statement, referent)
         text = _Voice(self.me, self.character, self.people).rewrite(statement)
@@ -236,10 +251,19 @@ class _Reader:
         kind = rules.classify(statement, about_other)
         yield self._draft(message, text, kind, rules.importance(text, kind, self.known))
 
+    # "We talk every Sunday", just after "my brother Tom", is the user and Tom; with nobody to pair the user
+    # with, a "we" that the user alone cannot do is not remembered at all.
+    def _resolve_we(self, clause: str, referent: str | None) -> str | None:
+        if not re.match(r"^[Ww]e\b", clause):
+            return clause
+        if referent and self._resolve_object(clause, referent) == clause:
+            return f"{self._phrase(referent)} and I{clause[2:]}"
+        return None if rules.needs_partner(clause) else clause
+
     # "He just got promoted", after "how is your brother?", is about the user's brother.
     def _resolve(self, clause: str, referent: str | None) -> tuple[str, bool]:
-        match = re.match(r"^(He|She|They)(?:'s|'re|'ve)?\b", clause)
-        if not match or not referent or not _agrees(match[1], referent):
+        match = re.match(r"^([Hh]e|[Ss]he|[Tt]hey)(?:'s|'re|'ve)?\b", clause)
+        if not match or not referent or not _agrees(match[1].capitalize(), referent):
             return clause, False
         verb = {"'s": " is", "'re": " are", "'ve": " have"}.get(match[0][len(match[1]) :], "")
         if verb == " is" and re.match(r"\s+(?:been|got|gotten|had)\b", clause[match.end() :]):
@@ -265,6 +289,8 @@ class _Reader:
             re.search(rf"\b{re.escape(me)}\b", text, re.I) is not None
             and not _LEFTOVER.search(text)
             and not _DANGLING.match(text)
+            and next(rules.references(text), None) is None
+            and not _FRAGMENT.search(text)
             and not _EXIT.search(text.rstrip(".!"))
             and bool(rules.content_words(text, exclude))
         )
@@ -287,6 +313,12 @@ def _clauses(text: str) -> Iterator[str]:
                 yield clause
 
 
+class _Said(NamedTuple):
+    earlier: list[str]  # the user's clauses since the assistant last spoke
+    question: str  # what the assistant last said
+    partner: str | None  # the relative or pet the user or assistant mentioned last
+
+
 class _Intro(NamedTuple):
     name: str
     rest: str  # what else the clause says, as a clause of its own
@@ -296,7 +328,7 @@ class _Intro(NamedTuple):
 # The name in "I am Maya, a nurse" (and "I am a nurse"); None when the clause is not an introduction.
 def _intro(clause: str) -> _Intro | None:
     match = _INTRO.match(clause)
-    if not match or match["name"].lower() in rules.NOT_NAMES or not _INTRO_REST.match(match["rest"]):
+    if not match or match["name"].lower() in lex.NOT_NAMES or not _INTRO_REST.match(match["rest"]):
         return None
     if match["form"] == "I am" and not match["name"][0].isupper():
         return None
@@ -320,9 +352,9 @@ def _find_name(messages: list[Message]) -> str | None:
 
 def _agrees(pronoun: str, kin: str) -> bool:
     if pronoun == "They":
-        return kin in rules.PLURAL
-    other = rules.FEMALE if pronoun == "He" else rules.MALE
-    return kin not in other and kin not in rules.PLURAL
+        return kin in lex.PLURAL
+    other = lex.FEMALE if pronoun == "He" else lex.MALE
+    return kin not in other and kin not in lex.PLURAL
 
 
 def _display_character(name: str) -> str:
@@ -333,6 +365,7 @@ def _display_character(name: str) -> str:
 
 def _tidy(text: str) -> str:
     text = re.sub(r"\s+([,.!?])", r"\1", re.sub(r"\s+", " ", text)).strip(" ,;:-.!")
+    text += "." if re.search(r"(?:^|\s)(?:[A-Za-z]\.)+[A-Za-z]$", text) else ""  # "6 a.m", "the U.S"
     if len(text) > 300:
         cut = text[:300]
         text = cut[: cut.rfind(",")] if "," in cut[150:] else cut[: cut.rfind(" ")]
@@ -342,7 +375,7 @@ def _tidy(text: str) -> str:
 def _merge_key(text: str) -> frozenset[str]:
     words = re.findall(r"[a-z0-9][a-z0-9'-]*", text.lower())
     negated = any(w in {"not", "never", "no"} or w.endswith("n't") for w in words)
-    return frozenset([w for w in words if w not in rules.STOPWORDS] + (["<not>"] if negated else []))
+    return frozenset([w for w in words if w not in lex.STOPWORDS] + (["<not>"] if negated else []))
 
 
 # One memory per fact: near-identical statements of one type become one, citing every source.
@@ -382,7 +415,8 @@ def _summary(conversation: Conversation, me: str | None, character: str, drafts:
     count = f"{len(messages)} message{'s' if len(messages) > 1 else ''}"
     text = f"{who} and {character} chatted over {_channels(messages)} {_when(messages)} ({count})."
     facts = [d for d in drafts if not d.text.startswith("The user's name is")]
-    topics = _topics(facts, frozenset(w.lower() for w in (me, character, "user") if w))
+    budget = max(8, _SUMMARY_WORDS - len(text.split()) - 3)
+    topics = _topics(facts, frozenset(w.lower() for w in (me, character, "user") if w), budget)
     text += f" {who} talked about {', '.join(topics)}." if topics else f" {who} shared nothing personal."
     return MemoryDraft(
         text=text,
@@ -411,48 +445,31 @@ def _day(moment: datetime) -> str:
     return f"{_MONTHS[moment.month - 1]} {moment.day}"  # not strftime: month names must not follow the locale
 
 
-_TOPIC_STOP = rules.wordset(
-    "work works working lives live living plans planning visit visits visiting thinking takes orders order "
-    "being outside when especially wants every also home years year months month weeks next last second "
-    "first third little best worst great whole lots far big new old fun yet way put let lol near"
-)
+# Proper names by weight, then each memory's nouns in turn, most important memory first, in few words.
+def _topics(drafts: list[MemoryDraft], exclude: frozenset[str], budget: int) -> list[str]:
+    names: dict[str, float] = {}
+    queues = []
+    for draft in sorted(drafts, key=lambda d: -d.importance):
+        found, nouns = rules.topic_phrases(draft.text)
+        for name in found:
+            if name.lower() not in exclude:
+                names[name] = names.get(name, 0.0) + draft.importance
+        queues.append(nouns)
+    ranked = sorted(names, key=lambda n: -names[n])
+    chosen: list[str] = []
+    taken: set[str] = set()
 
+    def take(topic: str, limit: int) -> None:
+        words = {w.lower().removesuffix("'s") for w in topic.split()}
+        if words & (taken | exclude) or sum(len(t.split()) for t in chosen) + len(words) > limit:
+            return
+        chosen.append(topic)
+        taken.update(words)
 
-# Named entities by weight, then each memory's own keywords in turn, most important memory first.
-def _topics(drafts: list[MemoryDraft], exclude: frozenset[str], limit: int = 16) -> list[str]:
-    entities: dict[str, float] = {}
-    for draft in drafts:
-        for entity in re.findall(r"(?<=\s)[A-Z][a-z]+(?:\s+[A-Z][a-z]+)*", draft.text):
-            if entity.lower() not in exclude and entity.lower() not in rules.NOT_NAMES:
-                entities[entity] = entities.get(entity, 0.0) + draft.importance
-    chosen = sorted(entities, key=lambda e: -entities[e])[: limit * 3 // 8]
-    taken = {w.lower() for e in entities for w in e.split()}
-    queues = [_keywords(d.text, exclude) for d in sorted(drafts, key=lambda d: -d.importance)]
-    while len(chosen) < limit and any(queues):
+    for name in ranked:
+        take(name, budget * 2 // 3)
+    while any(queues):
         for queue in queues:
-            while queue and queue[0] in taken:
-                queue.pop(0)
-            if queue and len(chosen) < limit:
-                taken.add(queue[0])
-                chosen.append(queue.pop(0))
+            if queue:
+                take(queue.pop(0), budget)
     return chosen
-
-
-# Topical words of one memory, head nouns first: "retriever" before the "golden" in front of it.
-def _keywords(text: str, exclude: frozenset[str]) -> list[str]:
-    topical = [w for w in rules.content_words(text, exclude) if _topical(w)]
-    raw = [w.removesuffix("'s") for w in re.findall(r"[A-Za-z][a-z'-]*", text)]
-    modifiers = {w.lower() for w, after in itertools.pairwise(raw) if after in topical}
-    # Hobbies say "hiking"; elsewhere an -ing word is usually a verb ("adopting a dog").
-    return sorted(topical, key=lambda w: (w in modifiers, w.endswith("ing") and len(topical) > 1))
-
-
-def _topical(word: str) -> bool:
-    return (
-        len(word) >= 3
-        and word.isalpha()
-        and word not in rules.EMOTIONS
-        and word not in _TOPIC_STOP
-        and word not in rules.NOT_NAMES
-        and not word.endswith(("ly", "ed"))
-    )

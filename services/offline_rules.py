@@ -6,77 +6,32 @@ third person by `offline_extractor`. Pure functions over word lists; no state, n
 
 from __future__ import annotations
 
+import itertools
 import re
 import unicodedata
+from collections.abc import Iterator
 
 from services.models import MemoryType
-
-
-def wordset(text: str) -> frozenset[str]:
-    """A word list written as one space-separated string."""
-    return frozenset(text.split())
-
-
-# People and animals a user talks about. A trailing "s" form is listed where people use it.
-RELATIVES = (
-    "brother|sister|mom|mum|mother|dad|father|parents|wife|husband|partner|boyfriend|girlfriend|fiance|"
-    "fiancee|son|daughter|kids|children|child|baby|grandmother|grandma|granny|grandfather|grandpa|"
-    "grandparents|aunt|uncle|cousin|niece|nephew|friend|friends|bestie|colleague|coworker|boss|manager|"
-    "roommate|flatmate|neighbor|neighbour|stepmom|stepdad|stepmother|stepfather|stepbrother|stepsister|"
-    "in-laws|sibling|siblings|twin|ex|mentor|therapist"
-)
-PETS = "dog|cat|puppy|kitten|parrot|hamster|rabbit|bunny|bird|horse|turtle|guinea pig"
-_KIN_ADJ = r"(?:(?:little|big|older|younger|baby|twin|best|step|half|elder|oldest|youngest|late)\s+)?"
-KIN = rf"{_KIN_ADJ}(?:{RELATIVES}|{PETS})"
-NAME = r"[A-Z][a-z]+(?:-[A-Z][a-z]+)?"
-
-MALE = wordset(
-    "brother dad father husband boyfriend son grandfather grandpa uncle nephew stepdad stepfather stepbrother fiance"
-)
-FEMALE = wordset(
-    "sister mom mum mother wife girlfriend daughter grandmother grandma granny aunt niece "
-    "stepmom stepmother stepsister fiancee"
-)
-PLURAL = wordset("parents kids children grandparents friends in-laws siblings")
-
-# Capitalised words that are never a user's or a relative's name.
-NOT_NAMES = wordset(
-    "i a an the so and but also just really not here there back fine good great ok okay sorry sure well "
-    "glad happy sad tired home new from in at on with going doing done monday tuesday wednesday thursday "
-    "friday saturday sunday january february march april may june july august september october "
-    "november december today tomorrow yesterday honestly actually anyway yes no yeah hi hey hello thanks "
-    "american canadian british english french german italian spanish mexican brazilian chinese japanese "
-    "korean indian irish scottish welsh australian portuguese dutch russian polish swedish greek turkish "
-    "jewish muslim christian catholic buddhist hindu atheist vegan vegetarian gay straight bi trans "
-    "admin administrator root system assistant user bot god master sir madam human ai"
-)
-
-STOPWORDS = wordset(
-    "a an the and or but so of to in on at for with from by about as into than then that this these those "
-    "it its it's is am are was were be been being has have had having do does did doing will would can "
-    "could should shall may might must not no nor very too also just really still even only quite rather "
-    "some any all both each more most much many few lot lots there here what which who whom whose when "
-    "where why how if because while until after before again once their them they theirs themselves he "
-    "him his she her hers it's one ones own same other such up down out off over under s t don't doesn't "
-    "didn't can't won't isn't aren't wasn't weren't haven't hasn't hadn't couldn't wouldn't shouldn't "
-    "kind sort bit pretty always never often sometimes usually"
-)
-# Words that carry no disclosure on their own: "Maya is fine", "Maya loves that idea".
-WEAK = wordset(
-    "fine good ok okay great well alright doing thanks thank sure know knows see sees agree agrees guess "
-    "guesses think thinks mean means back here sorry bad cool lol haha yeah right true today now anyway "
-    "though glad curious wondering wonders question questions ask asking help advice idea ideas thing "
-    "things stuff point sense love loves like likes enjoy enjoys hate hates prefer prefers want wants need "
-    "needs feel feels feeling better worse get gets got go goes going went make makes made say says said "
-    "tell tells told talk talks talking chat chatting try tries trying hope hopes busy exactly totally "
-    "definitely probably maybe time day morning night later soon something anything everything nothing "
-    "tonight tomorrow yesterday week weekend"
-)
-EMOTIONS = wordset(
-    "worried worry worrying anxious anxiety stressed stressing nervous scared afraid terrified frightened "
-    "excited thrilled sad unhappy depressed lonely happy upset angry frustrated overwhelmed heartbroken "
-    "miserable exhausted tired proud grateful hopeful relieved ashamed embarrassed jealous guilty "
-    "panicking dreading bummed devastated homesick insecure"
+from services.offline_lexicon import (
+    EMOTIONS,
+    EVENT_NOUNS,
+    KIN,
+    KIN_ADJ,
+    NAME,
+    NATIONALITIES,
+    NOT_ANTECEDENTS,
+    NOT_NAMES,
+    PETS,
+    PLACE_HEADS,
+    POINTING_NOUNS,
+    RECIPROCAL,
+    RELATIVES,
+    STOPWORDS,
+    TOPIC_ADJECTIVES,
+    TOPIC_STOP,
+    VERBS,
+    WEAK,
+    wordset,
 )
 
 _QUOTES = str.maketrans({"\u2018": "'", "\u2019": "'", "\u02bc": "'", "\u201c": '"', "\u201d": '"', "`": "'"})
@@ -132,24 +87,47 @@ def expand(text: str) -> str:
     return text
 
 
-_ABBREVIATION = re.compile(r"\b(?:Mr|Mrs|Ms|Dr|St|Mt|Jr|Sr|vs|e\.g|i\.e|approx)\.$", re.I)
+# A period after these never ends a sentence; after the second kind it does unless the text runs on in
+# lower case or with a number ("at 6 a.m. every day", "No. 5").
+_TITLE = re.compile(
+    r"(?:^|\s|\()(?:Mr|Mrs|Ms|Mx|Dr|St|Mt|Ft|Jr|Sr|Prof|Rev|Fr|Sgt|Capt|Lt|Col|Gen|vs|approx|cf|"
+    r"e\.g|i\.e)\.$",
+    re.I,
+)
+_INITIAL = re.compile(r"(?:^|(?:^|\s)(?:[A-Z]\.|[A-Z][a-z]+)\s)(?!I\.)[A-Z]\.$")  # "J. K. Rowling", not "plan B."
+_ABBREVIATION = re.compile(
+    r"(?:^|\s)(?:(?:[A-Za-z]\.){2,}|etc\.|no\.|nos\.|approx\.|ave\.|rd\.|est\.|"
+    r"(?:jan|feb|mar|apr|jun|jul|aug|sep|sept|oct|nov|dec)\.)$",
+    re.I,
+)
 
 
 def sentences(text: str) -> list[str]:
-    """Sentences of a message; a line break or a semicolon ends one too."""
+    """Sentences of a message; a line break or a semicolon ends one too, "Dr." and "a.m." do not."""
     pieces: list[str] = []
     for line in re.split(r"\n+|;\s*", text):
         for piece in re.split(r"(?<=[.!?])\s+", line.strip()):
-            if pieces and _ABBREVIATION.search(pieces[-1]):
+            if pieces and _runs_on(pieces[-1], piece):
                 pieces[-1] = f"{pieces[-1]} {piece}"
             elif piece:
                 pieces.append(piece)
     return pieces
 
 
+def _runs_on(before: str, after: str) -> bool:
+    if _TITLE.search(before) or _INITIAL.search(before):
+        return True
+    return bool(_ABBREVIATION.search(before)) and bool(re.match(r"[a-z0-9(]", after))
+
+
 _CLAUSE_BREAK = re.compile(
     r",?\s+(?:and|but|so|plus)\s+(?:(?:honestly|actually|also|really|then|now|yet)\s+)?(?=(?:I|[Mm]y|[Ww]e|[Oo]ur)\b)"
-    r"|,\s+(?=(?:I|[Ww]e)\b)"
+    r"|,\s+(?=(?:I|[Ww]e|[Hh]e|[Ss]he)\b)"
+)
+# "so I can talk to her" is the purpose of the clause before it, not a statement of its own.
+_PURPOSE = re.compile(
+    r"^(?:I|[Ww]e)\s+(?:can|could|will|would|may|might|can't|cannot|won't|wouldn't|don't|do not|"
+    r"am able|have time)\b"
 )
 _CLAUSE_START = re.compile(r"^(?:I|[Ww]e|[Mm]y|[Oo]ur)\b")
 _BARE_NOUN = re.compile(r"^(?:[Mm]y|[Oo]ur|[Mm]e)\s+\S+(?:\s+\S+)?$")
@@ -165,7 +143,8 @@ def clauses(sentence: str) -> list[str]:
     start = 0
     for match in _CLAUSE_BREAK.finditer(sentence):
         left, right = sentence[start : match.start()], sentence[match.end() :]
-        if _independent(left) and _has_verb(right):
+        purpose = match[0].strip(" ,").startswith("so") and _PURPOSE.match(right)
+        if _independent(left) and _has_verb(right) and not purpose:
             parts.append(left)
             start = match.end()
     parts.append(sentence[start:])
@@ -300,6 +279,130 @@ _ADVERB = r"(?:\w+ly\s+|just\s+|also\s+|still\s+|never\s+|always\s+|even\s+|kind
 _MONTH = r"(?:january|february|march|april|may|june|july|august|september|october|november|december)"
 _DAY = r"(?:monday|tuesday|wednesday|thursday|friday|saturday|sunday)"
 _PERIOD = rf"(?:week|month|year|weekend|summer|spring|fall|autumn|winter|time|{_DAY})"
+# Vague references: an "it", "that" or "this" that only the chat explains. Each one is resolved to the noun
+# phrase it stands for, a tail that leans on one is cut, or the clause is not remembered.
+_BOUNDARY = (
+    r"on|in|at|for|with|to|from|of|about|by|into|near|after|before|during|next|last|this|that|which|who|where|"
+    r"when|and|but|or|so|because|since|while|if|is|are|was|were|has|have|had|will|would|can|could|named|"
+    r"called|every|each|today|tonight|tomorrow|yesterday|again|too|now|it|me|him|her|them|us|I|we|he|she|they"
+)
+_WHEN = rf"\s+(?:on|this|next|last|in)\s+(?:{_DAY}|{_MONTH}|week|weekend|month|year|summer|spring|fall|winter)"
+_NOUN_PHRASE = re.compile(
+    rf"\b(?P<det>an?|the|my|our|your|their|his|its)\s+(?P<body>(?:[\w'-]+\s+){{0,3}}?[\w'-]+?)(?P<when>{_WHEN})?"
+    rf"(?=\s+(?:{_BOUNDARY})\b|\s*[,.!?]|\s*$)",
+    re.I,
+)
+_BARE = re.compile(
+    r"\b(?:it(?!')|(?:that|this)(?=\s*(?:[,.!?]|$)|\s+(?:so|too|very|really|a lot|anymore|again|now|though|"
+    r"either|at all|much|more|and|but|or|when|because|since|if|already|yet|enough)\b))\b"
+)
+_SUBJECT_IT = re.compile(
+    r"\s+(?:(?:still|also|just|really|always|never|even|only|already|usually|\w+ly)\s+)*"
+    r"(?:is|was|has|had|will|would|can|could|does|did|might|may|must|should|(?!(?:as|was|is|this|us)\b)[a-z]+s)\b"
+)
+_IDIOM = re.compile(r"\b(?:make|makes|made|making)\s+it\b|\bhit it off\b|\btake it easy\b", re.I)
+_POINTING = re.compile(rf"\b(?:that|this|those|these)\s+(?:{'|'.join(sorted(POINTING_NOUNS))})\b", re.I)
+_TAIL = re.compile(
+    r",\s*(?:so|and|but|which|though|because|since|as|especially|except|like|even|mostly|finally)\b"
+    r"|\s+(?:and|but|so)\s"
+)
+_LIKING = r"love|loves|like|likes|enjoy|enjoys|hate|hates|prefer|prefers|miss|misses"
+_LIKED = re.compile(rf"\b(?:{_LIKING}|can't stand)\s+(?P<thing>[a-z][a-z-]+)\b(?!\s+(?:to|that|it|when|how)\b)")
+
+
+def references(text: str) -> Iterator[re.Match[str]]:
+    """Every "it", "that" or "this" in `text` that points at something, rather than opens a clause."""
+    yield from _POINTING.finditer(text)
+    for match in _BARE.finditer(text):
+        idiom = _IDIOM.search(text[max(0, match.start() - 8) : match.end() + 4])
+        if match[0] != "it" or not (_SUBJECT_IT.match(text[match.end() :]) or idiom):
+            yield match
+
+
+def vague_reference(text: str) -> re.Match[str] | None:
+    """The first reference in `text` to nothing said before it in `text`, if any."""
+    return next((m for m in references(text) if _POINTING.fullmatch(m[0]) or not _antecedents(text[: m.start()])), None)
+
+
+def resolve_reference(statement: str, earlier: list[str], question: str) -> str:
+    """`statement` with its vague reference replaced by what it stands for, when something clearly does.
+
+    The antecedent comes from the assistant's question when it uses the same frame ("What got you into
+    running?" for "... got me into it"), else from the clause just before in the user's own words, else
+    from the one thing the question asked about ("How is your new job?").
+    """
+    match = vague_reference(statement)
+    if match is None or _POINTING.fullmatch(match[0]):
+        return statement
+    antecedent = (
+        _framed(statement[: match.start()], question)
+        or next((found for clause in reversed(earlier) if (found := _antecedents(clause))), [None])[0]
+    )
+    antecedent = antecedent or _asked_about(question)
+    return statement[: match.start()] + antecedent + statement[match.end() :] if antecedent else statement
+
+
+def without_references(statement: str) -> str | None:
+    """`statement` if it points at nothing, else its head without the tail that does ("My favorite food is
+    pastel de nata, so at least I know that word"), else None: a memory must stand on its own."""
+    if next(references(statement), None) is None:
+        return statement
+    for tail in reversed(list(_TAIL.finditer(statement))):
+        head = statement[: tail.start()]
+        if next(references(head), None) is None and len(head.split()) >= 3:
+            return head
+    return None
+
+
+# Things "it" can stand for in `text`, first to last, in the user's own voice: "the job interview on Friday".
+def _antecedents(text: str) -> list[str]:
+    found = []
+    for match in _NOUN_PHRASE.finditer(text):
+        body = match["body"].split()
+        verb = next((i for i, w in enumerate(body) if w.lower() in VERBS or re.fullmatch(r"\w{3,}ed", w)), None)
+        words = [w.lower() for w in body[:verb]]
+        if not words or words[-1] in NOT_ANTECEDENTS or any(re.fullmatch(RELATIVES, w) for w in words):
+            continue  # a person is "he" or "she", never "it"
+        if any(w in STOPWORDS for w in words) or not words[-1].isalpha():
+            continue
+        det = {"a": "the", "an": "the", "your": "my"}.get(match["det"].lower(), match["det"].lower())
+        when = (match["when"] or "") if verb is None and words[-1] in EVENT_NOUNS else ""
+        found.append(f"{det} {' '.join(body[:verb])}{when}")
+    liked = (m["thing"] for m in _LIKED.finditer(text))  # "I love cooking and I'm good at it"
+    return found + [w for w in liked if w not in STOPWORDS and w not in WEAK and w not in NOT_ANTECEDENTS]
+
+
+# "into running" in "What got you into running?" for the "into it" in "My brother got me into it".
+def _framed(before: str, question: str) -> str | None:
+    words = before.split()
+    if not words or not question:
+        return None
+    cue = words[-1].lower()
+    frame = rf"(?:{_LIKING})" if re.fullmatch(_LIKING, cue) else re.escape(cue)
+    phrase = r"(?P<np>(?:(?:the|a|an|your)\s+)?[a-z][\w'-]*(?:\s+[a-z][\w'-]*)?)"
+    for match in re.finditer(rf"\b{frame}\s+{phrase}", question):
+        np = re.split(rf"\s+(?:{_BOUNDARY}|you|yet|lately|today)\b", match["np"])[0]
+        last = np.split()[-1].lower()
+        if last not in STOPWORDS and last not in WEAK and last not in {"you", "yourself"}:
+            return re.sub(r"^(?:your|an?)\b", lambda m: "my" if m[0] == "your" else "the", np)
+    return None
+
+
+# The one thing of the user's the question asked about: "How is your new job?" -> "my new job".
+def _asked_about(question: str) -> str | None:
+    asked = [s for s in sentences(question) if s.endswith("?")]
+    found = [a for a in _antecedents(asked[-1]) if a.startswith("my ")] if asked else []
+    return found[0] if len(found) == 1 else None
+
+
+_PARTNER = re.compile(rf"^[Ww]e\s+{_ADVERB}(?:{RECIPROCAL})\b|\b(?:each other|one another|together|both|all)\b", re.I)
+
+
+def needs_partner(clause: str) -> bool:
+    """True for "we talk every Sunday": a "we" clause that is false of the user alone."""
+    return bool(_PARTNER.search(clause))
+
+
 _EMOTION_RE = re.compile(
     rf"\b(?:(?:I|we) (?:am|are|was|were|have been|had been|feel|felt|get|got|will be|would be|keep)\s+"
     rf"(?:\w+\s+){{0,3}}?|(?:makes?|made|making) me (?:\w+\s+)?)(?:{'|'.join(sorted(EMOTIONS))})\b"
@@ -325,9 +428,10 @@ _PREFERENCE_RE = re.compile(
     r"(?:into|obsessed with|a (?:big |huge )?fan of|crazy about|passionate about)\b",
     re.I,
 )
+_PURPOSE_TAIL = re.compile(r",?\s+(?:so that|so (?:I|we) (?:can|could|will|would|may|might)|because|in order to)\b.*$")
 _KIN_SUBJECT = re.compile(rf"^(?:[Mm]y|[Oo]ur)\s+{KIN}\b")
 _PERSON = re.compile(
-    rf"\b(?:my|our|their|a|an|two|three|four|\d+)\s+{_KIN_ADJ}(?:{RELATIVES})\b(?!')"
+    rf"\b(?:my|our|their|a|an|two|three|four|\d+)\s+{KIN_ADJ}(?:{RELATIVES})\b(?!')"
     r"|\b(?:been friends|friends with|married to|dating|engaged to|broke up with)\b",
     re.I,
 )
@@ -346,7 +450,8 @@ def classify(clause: str, about_other: bool = False) -> MemoryType:
         return "preference"
     if _PAST_RE.search(clause):
         return "event"
-    return "relationship" if _PERSON.search(clause) else "fact"
+    main = _PURPOSE_TAIL.sub("", clause)  # "so I can talk to my grandmother" is not about the grandmother
+    return "relationship" if _PERSON.search(main) else "fact"
 
 
 def _about_someone(clause: str) -> MemoryType:
@@ -385,3 +490,45 @@ def content_words(text: str, exclude: frozenset[str] = frozenset()) -> list[str]
     """Lower-case words that say something: not function words, not chit-chat, not the people talking."""
     words = (w.removesuffix("'s") for w in re.findall(r"[a-z][a-z'-]*|\d+", text.lower()))
     return [w for w in words if w not in STOPWORDS and w not in WEAK and w not in exclude]
+
+
+# Topics of one memory: proper names kept whole ("St. Mary's hospital", "Berlin half marathon"), then the
+# nouns it is about: heads of noun phrases ("back pain", not "long") and the objects of likes ("hiking").
+_ENTITY = re.compile(
+    r"(?<=\s)(?:(?:St|Dr|Mt|Mr|Mrs|Ms|Prof)\.\s+)?[A-Z][a-z]+(?:'s)?"
+    r"(?:\s+(?:(?:de|da|del|van|von|of)\s+)?[A-Z][a-z]+(?:'s)?)*"
+    rf"(?:\s+(?:{PLACE_HEADS})\b)?"
+)
+_NOUN_START = re.compile(
+    r"\b(?:a|an|the|their|his|her|its|[A-Z][a-z]+'s|two|three|four|five|some)\s+|"
+    r"\b(?:loves?|likes?|hates?|enjoys?|can't stand|prefers?|learning|studies|plays?|misses|into|about)\s+"
+    r"(?=[a-z])"
+)
+
+
+def topic_phrases(text: str) -> tuple[list[str], list[str]]:
+    """Proper names, then nouns, that one third-person memory is about."""
+    names = []
+    for match in _ENTITY.finditer(text):
+        name = match[0].removesuffix("'s")
+        if not all(w.lower().strip(".") in NOT_NAMES - NATIONALITIES for w in name.split()):
+            names.append(name)
+    nouns = []
+    for match in _NOUN_START.finditer(text):
+        words = re.findall(r"\S+", text[match.end() :])[:4]
+        ending = next((i + 1 for i, w in enumerate(words) if re.search(r"[,.!?;:]$", w)), len(words))
+        phrase = list(itertools.takewhile(_nounish, (w.rstrip(",.!?;:") for w in words[:ending])))
+        while phrase and (phrase[0] in TOPIC_ADJECTIVES or phrase[0].endswith("ly")):
+            phrase.pop(0)
+        if phrase and phrase[-1] not in TOPIC_STOP and phrase[-1] not in WEAK and len(phrase[-1]) > 2:
+            nouns.append(" ".join(phrase[-2:]))
+    return names, nouns
+
+
+def _nounish(word: str) -> bool:
+    return (
+        re.fullmatch(r"[a-z][a-z-]*", word) is not None
+        and word not in STOPWORDS
+        and word not in VERBS
+        and not word.endswith("ed")
+    )
