@@ -13,6 +13,7 @@ from api.routes import memory, messages, triggers
 from services.config import Settings, get_settings
 from services.container import Container, set_container
 from services.message_listener import MessageListener
+from services.sweeper import PeriodicSweep
 
 
 def create_app(settings: Settings | None = None, container: Container | None = None) -> FastAPI:
@@ -23,13 +24,19 @@ def create_app(settings: Settings | None = None, container: Container | None = N
         owned = container is None
         app.state.container = Container.build(settings or get_settings()) if owned else container
         set_container(app.state.container)
-        listener = None
-        if app.state.container.settings.listener_enabled:
+        settings_now = app.state.container.settings
+        listener, sweep = None, None
+        if settings_now.listener_enabled:
             listener = MessageListener(app.state.container.firestore, app.state.container.processor.trigger)
             listener.start()
+            if settings_now.sweep_interval_seconds > 0:
+                sweep = PeriodicSweep(app.state.container.sweeper, settings_now.sweep_interval_seconds)
+                sweep.start()
         try:
             yield
         finally:
+            if sweep is not None:
+                sweep.stop()
             if listener is not None:
                 listener.stop()
             set_container(None)

@@ -52,6 +52,10 @@ class TriggerPublic(BaseModel):
     threshold: int
     batch_started: bool
     batch_id: str | None
+    # Present only on a repeated event, so every other answer keeps its shape.
+    duplicate: bool = Field(
+        False, exclude_if=lambda v: not v, description="the event id was delivered before; nothing was started"
+    )
 
 
 class MemoryPublic(BaseModel):
@@ -88,6 +92,13 @@ class StatsPublic(BaseModel):
     unsynced_messages: int
     threshold: int
     last_batch: dict[str, Any] | None
+
+
+class SweepPublic(BaseModel):
+    scanned_messages: int
+    quiet_conversations: int
+    batches_started: list[str]
+    errors: list[str]
 
 
 class ComponentHealth(BaseModel):

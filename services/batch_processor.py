@@ -12,15 +12,16 @@ import logging
 import time
 import uuid
 from collections import Counter
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from concurrent.futures import Executor
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from datetime import datetime
 
 from services.embedder import Embedder
-from services.errors import ExtractionError, LeaseLostError, RecallError
+from services.errors import DependencyError, ExtractionError, LeaseLostError, RecallError
 from services.extractor import Extractor
+from services.health import ComponentMonitor
 from services.message_store import BatchReport, Claim, MessageStore, utcnow
 from services.models import Conversation, Memory, MemoryDraft, Message
 from services.vector_store import VectorStore
@@ -53,6 +54,12 @@ class BatchPolicy:
     threshold: int = 25
     max_messages: int = 100
     lease_seconds: float = 300.0
+    retry_base_seconds: float = 5.0
+    retry_max_seconds: float = 300.0
+
+    def retry_after(self, attempt: int) -> float:
+        """Exponential backoff after a batch's `attempt`-th failure."""
+        return min(self.retry_base_seconds * 2 ** (attempt - 1), self.retry_max_seconds)
 
 
 class BatchProcessor:
@@ -64,6 +71,7 @@ class BatchProcessor:
         vectors: VectorStore,
         policy: BatchPolicy,
         executor: Executor | None = None,
+        monitor: ComponentMonitor | None = None,
     ) -> None:
         self._store = store
         self._extractor = extractor
@@ -71,6 +79,10 @@ class BatchProcessor:
         self._vectors = vectors
         self.policy = policy
         self._executor = executor
+        self._monitor = monitor or ComponentMonitor()
+        # A seam for fault tests: called as a batch reaches each stage (claimed, extracted, upserted,
+        # committing). The crash tests kill the process from here; nothing in the product sets it.
+        self.on_stage: Callable[[str, Claim], None] | None = None
 
     def trigger(self, user_id: str, character_name: str, *, force: bool = False) -> TriggerResult:
         """Count unsynced messages and, at the threshold, claim a batch and run it in the background.
@@ -116,25 +128,34 @@ class BatchProcessor:
         outcome = BatchOutcome(claim.batch_id, "failed", len(claim.messages))
         stage = "extract"
         try:
+            self._reached("claimed", claim)
             with _timed(outcome.timings_ms, "extract"):
                 memories = self.memories_for(claim)
+            self._reached("extracted", claim)
             stage = "embed"
             with _timed(outcome.timings_ms, "embed"):
                 vectors = self._embedder.embed([m.text for m in memories])
             stage = "upsert"
             with _timed(outcome.timings_ms, "upsert"):
+                # Fence before writing points: a batch that lost its messages must not add any.
+                self._store.renew(claim, self.policy.lease_seconds)
                 self._vectors.delete_for_messages(claim.user_id, claim.character_name, claim.message_ids)
                 self._vectors.upsert(memories, vectors)
+            self._reached("upserted", claim)
             stage = "commit"
             outcome.memory_count = len(memories)
+            self._reached("committing", claim)
             with _timed(outcome.timings_ms, "commit"):
                 self._store.commit(claim, self._report(outcome, "succeeded"))
             outcome.status = "succeeded"
+            self._monitor.succeeded("firestore", "qdrant", "embedder", "llm")
         except LeaseLostError as exc:
             outcome.status, outcome.error = "superseded", str(exc)
             self._discard_points(claim)
+            self._record(claim, outcome)
         except Exception as exc:  # the batch's boundary: whatever failed, the messages must stay unsynced
             outcome.error = f"{stage}: {type(exc).__name__}: {exc}"
+            self._monitor.failed(_component(exc, stage), outcome.error)
             self._fail(claim, outcome, points_unsafe=stage == "commit")
         log.info(
             "batch %s %s: %d messages, %d memories, %s%s",
@@ -146,6 +167,10 @@ class BatchProcessor:
             f", error: {outcome.error}" if outcome.error else "",
         )
         return outcome
+
+    def _reached(self, stage: str, claim: Claim) -> None:
+        if self.on_stage is not None:
+            self.on_stage(stage, claim)
 
     def memories_for(self, claim: Claim) -> list[Memory]:
         """The memories a claimed batch yields: extracted, checked and given their point ids."""
@@ -179,9 +204,15 @@ class BatchProcessor:
         if not points_unsafe:
             self._discard_points(claim)
         try:
-            self._store.release(claim, self._report(outcome, "failed"))
+            self._store.release(claim, self._report(outcome, "failed"), self.policy.retry_after(claim.attempt))
         except RecallError as exc:
             log.warning("batch %s: could not release its claim (the lease expires on its own): %s", claim.batch_id, exc)
+
+    def _record(self, claim: Claim, outcome: BatchOutcome) -> None:
+        try:
+            self._store.record(claim, self._report(outcome, outcome.status))
+        except RecallError as exc:
+            log.warning("batch %s: could not record its outcome: %s", claim.batch_id, exc)
 
     def _discard_points(self, claim: Claim) -> None:
         try:
@@ -197,6 +228,12 @@ class BatchProcessor:
             error=outcome.error,
             extractor=self._extractor.name,
         )
+
+
+def _component(exc: Exception, stage: str) -> str:
+    if isinstance(exc, DependencyError):
+        return exc.component
+    return {"extract": "llm", "embed": "embedder", "upsert": "qdrant", "commit": "firestore"}[stage]
 
 
 @contextmanager

@@ -21,6 +21,10 @@ class Settings(BaseSettings):
     batch_max_messages: int = Field(100, ge=1, le=400, description="messages claimed by one batch")
     batch_lease_seconds: float = Field(300.0, gt=0, description="how long a claim holds")
     batch_workers: int = Field(2, ge=1, description="batches run at once in one process")
+    batch_retry_base_seconds: float = Field(5.0, ge=0, description="backoff after a batch's first failure")
+    batch_retry_max_seconds: float = Field(300.0, ge=0, description="longest backoff between attempts")
+    idle_flush_seconds: float = Field(900.0, gt=0, description="quiet period before a short conversation is flushed")
+    sweep_interval_seconds: float = Field(60.0, ge=0, description="local periodic sweep under make run; 0: off")
 
     # Qdrant: a server when QDRANT_URL is set, Qdrant Edge under QDRANT_PATH otherwise.
     qdrant_url: str | None = None
@@ -50,6 +54,10 @@ class Settings(BaseSettings):
 
     # Local trigger: an on_snapshot listener inside the API process.
     listener_enabled: bool = True
+
+    # The Cloud Function's shared secret: POST /firebase/message-created wants `Authorization: Bearer <it>`.
+    # Unset (make run), the endpoint is open and the API warns at start-up.
+    recall_trigger_secret: str | None = None
 
     @property
     def use_openai(self) -> bool:

@@ -19,8 +19,11 @@ from services.config import Settings, get_settings
 from services.context_format import ContextBudget
 from services.embedder import Embedder, build_embedder, check_vector_size
 from services.extractor import Extractor, build_extractor
+from services.health import ComponentMonitor
 from services.memory_integration import MemoryIntegration
 from services.message_store import MessageStore
+from services.sweeper import Sweeper
+from services.trigger_events import TriggerEvents
 from services.vector_store import VectorStore, build_vector_store
 
 log = logging.getLogger(__name__)
@@ -46,6 +49,9 @@ class Container:
     executor: ThreadPoolExecutor
     processor: BatchProcessor
     integration: MemoryIntegration
+    monitor: ComponentMonitor
+    sweeper: Sweeper
+    trigger_events: TriggerEvents
 
     @classmethod
     def build(
@@ -60,8 +66,15 @@ class Container:
         vectors.ensure_ready()
         extractor = extractor or build_extractor(settings)
         executor = ThreadPoolExecutor(max_workers=settings.batch_workers, thread_name_prefix="recall-batch")
-        policy = BatchPolicy(settings.batch_threshold, settings.batch_max_messages, settings.batch_lease_seconds)
-        processor = BatchProcessor(store, extractor, embedder, vectors, policy, executor)
+        policy = BatchPolicy(
+            settings.batch_threshold,
+            settings.batch_max_messages,
+            settings.batch_lease_seconds,
+            settings.batch_retry_base_seconds,
+            settings.batch_retry_max_seconds,
+        )
+        monitor = ComponentMonitor()
+        processor = BatchProcessor(store, extractor, embedder, vectors, policy, executor, monitor)
         budget = ContextBudget(
             token_budget=settings.context_token_budget,
             memory_limit=settings.context_memory_limit,
@@ -78,7 +91,21 @@ class Container:
             embedder.name,
             extractor.name,
         )
-        return cls(settings, client, store, embedder, vectors, extractor, executor, processor, integration)
+        sweeper = Sweeper(client, store, processor, settings.idle_flush_seconds)
+        return cls(
+            settings,
+            client,
+            store,
+            embedder,
+            vectors,
+            extractor,
+            executor,
+            processor,
+            integration,
+            monitor,
+            sweeper,
+            TriggerEvents(client),
+        )
 
     def close(self) -> None:
         # Batches already running finish (their leases would otherwise block the messages for a while);

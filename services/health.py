@@ -1,12 +1,21 @@
-"""Per-component health: each check is timed, and a failure names the component without failing the rest."""
+"""Per-component health: a live, timed check of each component, plus what batches saw fail since.
+
+A component is degraded when its check fails now, or when the last batch that used it failed because of
+it and no batch has succeeded since (an LLM answering 429 passes no ping, but fails every batch).
+"""
 
 from __future__ import annotations
 
+import threading
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
-from services.container import Container
+if TYPE_CHECKING:
+    from services.container import Container
+
+COMPONENTS = ("firestore", "qdrant", "embedder", "llm")
 
 
 @dataclass
@@ -16,15 +25,41 @@ class ComponentStatus:
     detail: str | None = None
 
 
+class ComponentMonitor:
+    """The last failure each component caused in a batch, cleared by the next batch that succeeds."""
+
+    def __init__(self) -> None:
+        self._failures: dict[str, str] = {}
+        self._lock = threading.Lock()
+
+    def failed(self, component: str, error: str) -> None:
+        with self._lock:
+            self._failures[component] = error
+
+    def succeeded(self, *components: str) -> None:
+        with self._lock:
+            for component in components:
+                self._failures.pop(component, None)
+
+    def failure(self, component: str) -> str | None:
+        with self._lock:
+            return self._failures.get(component)
+
+
 def check_health(container: Container) -> dict[str, ComponentStatus]:
     extractor_ping: Callable[[], object] = getattr(container.extractor, "ping", lambda: None)
     checks: dict[str, tuple[Callable[[], object], str]] = {
-        "firestore": (container.store.ping, container.settings.firestore_emulator_host or "cloud"),
+        "firestore": (container.store.ping, "emulator" if container.settings.firestore_emulator_host else "cloud"),
         "qdrant": (container.vectors.ping, container.vectors.backend),
         "embedder": (lambda: container.embedder.embed_query("health check"), container.embedder.name),
         "llm": (extractor_ping, container.extractor.name),
     }
-    return {name: _timed(fn, detail) for name, (fn, detail) in checks.items()}
+    statuses = {name: _timed(fn, detail) for name, (fn, detail) in checks.items()}
+    for name, status in statuses.items():
+        failure = container.monitor.failure(name)
+        if status.status == "ok" and failure is not None:
+            status.status, status.detail = "degraded", f"{status.detail}: last batch failed: {failure}"
+    return statuses
 
 
 def _timed(fn: Callable[[], object], detail: str) -> ComponentStatus:

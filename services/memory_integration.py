@@ -63,8 +63,11 @@ class MemoryIntegration:
         self._vectors = vectors
         self.budget = budget
         self.timeout_s = timeout_s
-        # Recent turns come from Firestore while the query is embedded and searched.
-        self._reads = ThreadPoolExecutor(max_workers=4, thread_name_prefix="recall-context")
+        # Context work runs on pools of its own, never the event loop's default executor, so a dependency
+        # that hangs cannot starve the loop's other users or hold up its shutdown. Recent turns are read
+        # from Firestore while the query is embedded and searched.
+        self._calls = ThreadPoolExecutor(max_workers=8, thread_name_prefix="recall-context")
+        self._reads = ThreadPoolExecutor(max_workers=8, thread_name_prefix="recall-context-read")
 
     async def get_conversation_context(
         self, *, user_id: str, character_name: str, current_message: str, channel: str = "whatsapp"
@@ -73,7 +76,9 @@ class MemoryIntegration:
         start = time.perf_counter()
         try:
             context = await asyncio.wait_for(
-                asyncio.to_thread(self.build_context, user_id, character_name, current_message, channel),
+                asyncio.get_running_loop().run_in_executor(
+                    self._calls, self.build_context, user_id, character_name, current_message, channel
+                ),
                 timeout=self.timeout_s,
             )
         except TimeoutError:
@@ -105,7 +110,7 @@ class MemoryIntegration:
         check_id(user_id, "user_id")
         check_id(character_name, "character_name")
         recent_turns = self._reads.submit(
-            self._store.recent_unsynced, user_id, character_name, self.budget.recent_turns
+            self._store.recent_unsynced, user_id, character_name, self.budget.recent_turns, self.timeout_s
         )
         hits = self.search(user_id, character_name, current_message, self.budget.memory_limit, self.budget.min_score)
         recent = recent_turns.result()
@@ -113,6 +118,7 @@ class MemoryIntegration:
         return ConversationContext(user_id, character_name, channel, used_hits, used_turns, text, tokens)
 
     def close(self) -> None:
+        self._calls.shutdown(wait=False, cancel_futures=True)
         self._reads.shutdown(wait=False, cancel_futures=True)
 
     def warm_up(self) -> None:

@@ -52,6 +52,7 @@ class Claim:
     messages: list[Message]
     lease_expires_at: datetime
     forced: bool = False
+    attempt: int = 1  # 1 + the most failed attempts any of its messages has seen
 
     @property
     def message_ids(self) -> list[str]:
@@ -130,8 +131,13 @@ class MessageStore:
             raise MessageStoreError(f"could not count messages: {exc}") from exc
         return int(result[0][0].value)
 
-    def recent_unsynced(self, user_id: str, character_name: str, limit: int) -> list[Message]:
-        """The newest messages not yet in memory, oldest first."""
+    def recent_unsynced(
+        self, user_id: str, character_name: str, limit: int, timeout_s: float | None = None
+    ) -> list[Message]:
+        """The newest messages not yet in memory, oldest first.
+
+        With `timeout_s` the read is one attempt bounded by it (the chat path cannot wait on retries).
+        """
         if limit <= 0:
             return []
         query = (
@@ -140,8 +146,9 @@ class MessageStore:
             .order_by("created_at", direction=firestore.Query.DESCENDING)
             .limit(limit)
         )
+        bounded: dict[str, Any] = {"timeout": timeout_s, "retry": None} if timeout_s is not None else {}
         try:
-            docs = list(query.stream())
+            docs = list(query.stream(**bounded))
         except gexc.GoogleAPIError as exc:
             raise MessageStoreError(f"could not read recent messages: {exc}") from exc
         return [_to_message(user_id, character_name, d) for d in reversed(docs)]
@@ -157,22 +164,26 @@ class MessageStore:
         min_messages: int,
         lease_seconds: float,
     ) -> Claim | None:
-        """Claim the oldest unsynced messages that no live batch holds, or None if fewer than min_messages."""
-        messages = self._messages(user_id, character_name)
+        """Claim the oldest unsynced messages that no live batch holds, or None if fewer than min_messages.
+
+        Candidates come from a plain query; the transaction then reads and leases them by document. Reading
+        the query inside the transaction would lock its whole range, and the chat's own message writes
+        into the conversation would wait on every claim (and time out under load).
+        """
         batch_ref = self._batches(user_id, character_name).document(batch_id)
-        query = (
-            messages.where(filter=FieldFilter("sync", "==", False))
-            .order_by("created_at")
-            .limit(max_messages * _CLAIM_LOOKAHEAD)
-        )
+        candidates = self._claimable(user_id, character_name, max_messages * _CLAIM_LOOKAHEAD)
+        if len(candidates) < min_messages:
+            return None
 
         @firestore.transactional
         def claim_in(transaction: firestore.Transaction) -> Claim | None:
             now = self._clock()
-            free = [d for d in transaction.get(query) if not _leased(d, now)][:max_messages]
+            snaps = sorted(transaction.get_all(candidates), key=lambda d: (d.get("created_at"), d.id))
+            free = [d for d in snaps if d.exists and not d.get("sync") and not _leased(d, now)][:max_messages]
             if len(free) < min_messages:
                 return None
             expires = now + timedelta(seconds=lease_seconds)
+            attempt = 1 + max(int((d.to_dict() or {}).get("attempts", 0)) for d in free)
             for doc in free:
                 transaction.update(doc.reference, {"batch_id": batch_id, "lease_expires_at": expires})
             transaction.set(
@@ -183,16 +194,11 @@ class MessageStore:
                     "created_at": now,
                     "lease_expires_at": expires,
                     "forced": min_messages <= 1,
+                    "attempt": attempt,
                 },
             )
-            return Claim(
-                user_id,
-                character_name,
-                batch_id,
-                [_to_message(user_id, character_name, d) for d in free],
-                expires,
-                min_messages <= 1,
-            )
+            messages_of = [_to_message(user_id, character_name, d) for d in free]
+            return Claim(user_id, character_name, batch_id, messages_of, expires, min_messages <= 1, attempt)
 
         try:
             return self._run(claim_in, "claim messages", attempts=_CLAIM_ATTEMPTS)
@@ -200,6 +206,20 @@ class MessageStore:
             # Another claim kept winning the same messages; its chain takes whatever it leaves behind.
             log.info("claim for %s/%s lost to concurrent claims", user_id, character_name)
             return None
+
+    def _claimable(self, user_id: str, character_name: str, limit: int) -> list[firestore.DocumentReference]:
+        """The oldest unsynced messages with no live lease, as seen outside any transaction."""
+        query = (
+            self._messages(user_id, character_name)
+            .where(filter=FieldFilter("sync", "==", False))
+            .order_by("created_at")
+            .limit(limit)
+        )
+        now = self._clock()
+        try:
+            return [d.reference for d in query.stream() if not _leased(d, now)]
+        except gexc.GoogleAPIError as exc:
+            raise MessageStoreError(f"could not list claimable messages: {exc}") from exc
 
     def commit(self, claim: Claim, report: BatchReport) -> None:
         """Mark the claim's messages synced and record the batch, in one transaction fenced on the claim."""
@@ -216,21 +236,49 @@ class MessageStore:
 
         self._run(commit_in, "commit the batch")
 
-    def release(self, claim: Claim, report: BatchReport) -> None:
-        """Give a failed batch's messages back (still unsynced) and record why it failed."""
+    def renew(self, claim: Claim, lease_seconds: float) -> None:
+        """Extend the claim's lease, or raise LeaseLostError if another batch has taken its messages."""
+        refs = self._refs(claim)
+
+        @firestore.transactional
+        def renew_in(transaction: firestore.Transaction) -> None:
+            _check_held(transaction.get_all(refs), claim)
+            expires = self._clock() + timedelta(seconds=lease_seconds)
+            for ref in refs:
+                transaction.update(ref, {"lease_expires_at": expires})
+            claim.lease_expires_at = expires
+
+        self._run(renew_in, "renew the lease")
+
+    def release(self, claim: Claim, report: BatchReport, retry_after_s: float = 0.0) -> None:
+        """Give a failed batch's messages back, still unsynced, and record why it failed.
+
+        The messages count one more failed attempt and stay untouched for `retry_after_s`, so a dependency
+        that is down is not hammered by every new trigger.
+        """
         refs = self._refs(claim)
         batch_ref = self._batches(claim.user_id, claim.character_name).document(claim.batch_id)
 
         @firestore.transactional
         def release_in(transaction: firestore.Transaction) -> None:
+            now = self._clock()
             held = [s.reference for s in transaction.get_all(refs) if _holds(s, claim)]
             for ref in held:
                 transaction.update(
-                    ref, {"batch_id": firestore.DELETE_FIELD, "lease_expires_at": firestore.DELETE_FIELD}
+                    ref,
+                    {"lease_expires_at": now + timedelta(seconds=retry_after_s), "attempts": firestore.Increment(1)},
                 )
-            transaction.set(batch_ref, _report_fields(report, self._clock()), merge=True)
+            transaction.set(batch_ref, {**_report_fields(report, now), "retry_after_s": retry_after_s}, merge=True)
 
         self._run(release_in, "release the batch")
+
+    def record(self, claim: Claim, report: BatchReport) -> None:
+        """Record a batch's outcome without touching its messages (a batch that lost them)."""
+        batch_ref = self._batches(claim.user_id, claim.character_name).document(claim.batch_id)
+        try:
+            batch_ref.set(_report_fields(report, self._clock()), merge=True)
+        except gexc.GoogleAPIError as exc:
+            raise MessageStoreError(f"could not record batch {claim.batch_id}: {exc}") from exc
 
     def last_batch(self, user_id: str, character_name: str) -> dict[str, Any] | None:
         query = (

@@ -16,6 +16,7 @@ from api.schemas import (
     MessagePublic,
     SearchResults,
     StatsPublic,
+    SweepPublic,
 )
 from services.health import check_health
 from services.memory_integration import compose_prompt
@@ -70,6 +71,18 @@ async def context(
         elapsed_ms=ctx.elapsed_ms,
         degraded=ctx.degraded,
         reason=ctx.reason,
+    )
+
+
+@router.post("/sweep")
+def sweep(container: ContainerDep) -> SweepPublic:
+    """Flush conversations that stayed below the threshold for the quiet period; for a scheduler to call."""
+    report = container.sweeper.sweep()
+    return SweepPublic(
+        scanned_messages=report.scanned_messages,
+        quiet_conversations=report.quiet_conversations,
+        batches_started=report.batches,
+        errors=report.errors,
     )
 
 

@@ -10,9 +10,10 @@ import pytest
 from scripts.sample_conversation import MAYA
 from services.container import Container
 from services.embedder import LocalEmbedder
+from services.health import check_health
 from tests.conftest import make_settings
 from tests.support.chat import save_turns, wait_until
-from tests.support.openai_wire import OpenAIWireServer, Reply, chat, error
+from tests.support.openai_wire import Delay, OpenAIWireServer, Reply, chat, error
 
 CHAR = "meher"
 
@@ -31,7 +32,8 @@ def openai_container(emulator_host: str, tmp_path: Path, wire: OpenAIWireServer)
         openai_api_key="sk-test",
         openai_base_url=wire.base_url,
         openai_max_retries=1,
-        openai_timeout=5.0,
+        openai_timeout=1.0,
+        batch_retry_base_seconds=1.0,
     )
     built = Container.build(settings)
     yield built
@@ -76,8 +78,10 @@ def test_openai_settings_select_openai_extraction_and_embeddings(
         ),
         (chat(refusal="I can't help with that"), 1),
         (error(500), 2),
+        (error(429, headers={"retry-after-ms": "10"}), 2),
+        (Delay(2.0), 2),  # longer than the client's 1 s timeout, on both attempts
     ],
-    ids=["malformed-json", "schema-violation", "refusal", "server-error"],
+    ids=["malformed-json", "schema-violation", "refusal", "server-error", "rate-limited", "timeout"],
 )
 def test_extraction_failure_syncs_nothing_and_stores_nothing(
     openai_container: Container, wire: OpenAIWireServer, user_id: str, failure: Reply, attempts: int
@@ -96,19 +100,18 @@ def test_extraction_failure_syncs_nothing_and_stores_nothing(
     assert openai_container.vectors.count(user_id, CHAR) == 0
     failed = openai_container.store.get_batch(user_id, CHAR, first.batch_id)
     assert failed is not None and failed["error"].startswith("extract:")
+    assert (failed["attempt"], failed["retry_after_s"]) == (1, 1.0)
+    assert check_health(openai_container)["llm"].status == "degraded"
 
-    # The dependency is back: the next trigger takes the same messages and succeeds.
-    retry = openai_container.processor.trigger(user_id, CHAR)
-    assert retry.batch_started and retry.batch_id != first.batch_id
-    wait_until(
-        lambda: (
-            (openai_container.store.get_batch(user_id, CHAR, retry.batch_id) or {}).get("status")
-            in ("succeeded", "failed")
-        ),
-        "the retried batch",
-    )
+    # A trigger during the backoff leaves the messages alone; once it has passed, the retry succeeds.
+    assert not openai_container.processor.trigger(user_id, CHAR).batch_started
+    wait_until(lambda: openai_container.processor.trigger(user_id, CHAR).batch_started, "the backoff to pass", 10)
+    wait_until(lambda: openai_container.store.count_unsynced(user_id, CHAR) == 0, "the retried batch")
+    retried = openai_container.store.last_batch(user_id, CHAR)
+    assert retried is not None and (retried["status"], retried["attempt"]) == ("succeeded", 2)
     assert openai_container.store.count_synced(user_id, CHAR) == 25
     assert openai_container.vectors.count(user_id, CHAR) == 1
+    assert check_health(openai_container)["llm"].status == "ok"
 
 
 def test_vector_size_mismatch_stops_start_up(emulator_host: str, tmp_path: Path, embedder: LocalEmbedder) -> None:
