@@ -30,7 +30,10 @@ class LocalEmbedder:
     name = "all-MiniLM-L6-v2"
     dimension = 384
 
-    def __init__(self, batch_size: int = 64) -> None:
+    # Every text in a batch is padded to the batch's longest. A batch's memories are short except its
+    # summary, and one padded batch of 22 took 1069 ms where batches of 16 took 130 ms (median of 15 on this
+    # 2-core machine; 220 texts: 498 ms at 32, 424 ms at 16, 471 ms at 8).
+    def __init__(self, batch_size: int = 16) -> None:
         # The weights ship inside the package; never reach for a model hub.
         os.environ.setdefault("HF_HUB_OFFLINE", "1")
         os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")

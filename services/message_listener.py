@@ -1,7 +1,9 @@
 """The local trigger: an `on_snapshot` listener that fires the batch trigger for new messages.
 
-In production the Cloud Function in `functions/` does this job; both call the same trigger. On start the
-listener also sees every message that is still unsynced, so a restart catches up on what it missed.
+In production the Cloud Function in `functions/` does this job; both call the same trigger. The listener
+watches only the newest LISTEN_WINDOW messages: a watch on every unsynced message keeps (and re-sorts) the
+whole backlog in this process, which took most of the API's CPU under a burst of 10k writes. Conversations
+it does not see, such as a backlog from before a restart, are taken by their next message or by the sweep.
 """
 
 from __future__ import annotations
@@ -13,13 +15,13 @@ from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
 from google.cloud import firestore
-from google.cloud.firestore_v1.base_query import FieldFilter
 
 from services.errors import RecallError
 
 log = logging.getLogger(__name__)
 
 ConversationKey = tuple[str, str]
+LISTEN_WINDOW = 500
 
 
 def conversation_of(path: str) -> ConversationKey | None:
@@ -40,7 +42,11 @@ class MessageListener:
         self._watch: Any = None
 
     def start(self) -> None:
-        query = self._client.collection_group("messages").where(filter=FieldFilter("sync", "==", False))
+        query = (
+            self._client.collection_group("messages")
+            .order_by("created_at", direction=firestore.Query.DESCENDING)
+            .limit(LISTEN_WINDOW)
+        )
         self._watch = query.on_snapshot(self._on_snapshot)
 
     def stop(self) -> None:
@@ -52,7 +58,11 @@ class MessageListener:
     def _on_snapshot(self, _docs: Sequence[Any], changes: Sequence[Any], _read_time: Any) -> None:
         # Runs on the SDK's watch thread: hand off at once. A burst of writes to one conversation
         # coalesces into one pending trigger.
-        paths = [c.document.reference.path for c in changes if c.type.name == "ADDED"]
+        paths = [
+            c.document.reference.path
+            for c in changes
+            if c.type.name == "ADDED" and (c.document.to_dict() or {}).get("sync") is False
+        ]
         for key in {key for path in paths if (key := conversation_of(path)) is not None}:
             self._schedule(key)
 
