@@ -18,11 +18,9 @@ from __future__ import annotations
 import argparse
 import asyncio
 import contextlib
-import json
 import logging
 import os
 import random
-import signal
 import statistics
 import sys
 import tempfile
@@ -41,12 +39,12 @@ if __package__ in (None, ""):  # run as a file: make the repository importable
 from google.cloud import firestore
 
 from scripts import firestore_emulator
+from scripts.bench_common import clear_project, report
 from services.config import Settings
 from services.container import build_firestore_client
 from services.context_format import ContextBudget, render_context
 from services.edge_vector_store import EdgeVectorStore
 from services.embedder import LocalEmbedder
-from services.errors import RecallError
 from services.memory_integration import MemoryIntegration
 from services.message_store import MessageStore
 from services.models import Memory, MemoryType
@@ -428,7 +426,7 @@ def run(plan: Plan, stack: contextlib.ExitStack) -> dict[str, Any]:
     with contextlib.redirect_stdout(sys.stderr):
         host = stack.enter_context(firestore_emulator.ensure_running())
     project = f"demo-bench-context-{uuid.uuid4().hex[:8]}"
-    stack.callback(lambda: _clear(host, project))
+    stack.callback(lambda: clear_project(host, project))
     tmp = Path(stack.enter_context(tempfile.TemporaryDirectory(prefix="recall-bench-context-")))
     settings = Settings(
         _env_file=None, google_cloud_project=project, firestore_emulator_host=host, qdrant_path=tmp / "edge"
@@ -505,18 +503,6 @@ def targets(levels: list[dict[str, Any]]) -> dict[str, Any]:
     }
 
 
-def _clear(host: str, project: str) -> None:
-    with contextlib.suppress(OSError):
-        firestore_emulator.clear(host, project)
-
-
-def _interrupt_on_sigterm() -> None:
-    def handler(signum: int, frame: object) -> None:
-        raise KeyboardInterrupt
-
-    signal.signal(signal.SIGTERM, handler)
-
-
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--quick", action="store_true", help="1k and 10k memories, fewer queries (< 2 minutes)")
@@ -538,21 +524,12 @@ def quiet_libraries() -> Iterator[None]:
 
 def main(argv: list[str] | None = None) -> int:
     plan = Plan.of(parse_args(argv))
-    _interrupt_on_sigterm()
-    try:
+
+    def measured() -> dict[str, Any]:
         with quiet_libraries(), contextlib.ExitStack() as stack:
-            result = run(plan, stack)
-    except firestore_emulator.EmulatorError as exc:
-        print(f"error: {exc}", file=sys.stderr)
-        return 1
-    except RecallError as exc:
-        print(f"error: {exc} (run `make install` on a fresh clone)", file=sys.stderr)
-        return 1
-    except KeyboardInterrupt:
-        print("interrupted: the emulator and temporary files were cleaned up", file=sys.stderr)
-        return 130
-    print(json.dumps(result))
-    return 0
+            return run(plan, stack)
+
+    return report(measured)
 
 
 if __name__ == "__main__":

@@ -51,6 +51,7 @@ from google.cloud import firestore
 from google.cloud.firestore_v1.base_query import FieldFilter
 
 from scripts import firestore_emulator
+from scripts.bench_common import clear_project, report
 from scripts.bench_context import fill_template, summarize
 from services.config import Settings
 from services.container import build_firestore_client
@@ -438,7 +439,7 @@ def run_size(
     threshold = args.threshold or min(25, per)
     chunk = min(args.chunk, per)
     project = f"demo-bench-pipeline-{uuid.uuid4().hex[:8]}"
-    stack.callback(lambda: _clear(host, project))
+    stack.callback(lambda: clear_project(host, project))
     settings = Settings(_env_file=None, google_cloud_project=project, firestore_emulator_host=host)
     client = build_firestore_client(settings)
     stack.callback(client.close)
@@ -505,11 +506,6 @@ def run_size(
     }
     api.stop()
     return figures
-
-
-def _clear(host: str, project: str) -> None:
-    with contextlib.suppress(OSError):
-        firestore_emulator.clear(host, project)
 
 
 def run(args: argparse.Namespace) -> dict[str, Any]:
@@ -582,24 +578,7 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
 
 def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
-
-    def on_sigterm(signum: int, frame: object) -> None:
-        raise KeyboardInterrupt
-
-    signal.signal(signal.SIGTERM, on_sigterm)
-    try:
-        result = run(args)
-    except firestore_emulator.EmulatorError as exc:
-        print(f"error: {exc}", file=sys.stderr)
-        return 1
-    except BenchError as exc:
-        print(f"error: {exc}", file=sys.stderr)
-        return 1
-    except KeyboardInterrupt:
-        print("interrupted: the API, the emulator and temporary files were cleaned up", file=sys.stderr)
-        return 130
-    print(json.dumps(result, default=str))
-    return 0
+    return report(lambda: run(args), cleaned="the API, the emulator and temporary files", final_errors=(BenchError,))
 
 
 if __name__ == "__main__":

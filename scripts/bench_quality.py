@@ -31,7 +31,6 @@ import contextlib
 import json
 import logging
 import re
-import signal
 import statistics
 import sys
 import tempfile
@@ -51,11 +50,11 @@ if __package__ in (None, ""):  # run as a file: make the repository importable
     sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from scripts import firestore_emulator
+from scripts.bench_common import clear_project, report
 from services.config import Settings
 from services.container import Container
 from services.context_format import ContextBudget, render_context
 from services.embedder import LocalEmbedder
-from services.errors import RecallError
 from services.models import Memory, MemoryHit, Role
 
 DATA = Path("/work/shared/benchmarks/locomo10.json")
@@ -465,7 +464,7 @@ def run(args: argparse.Namespace, stack: contextlib.ExitStack) -> dict[str, Any]
     with contextlib.redirect_stdout(sys.stderr):
         host = stack.enter_context(firestore_emulator.ensure_running())
     project = f"demo-bench-quality-{uuid.uuid4().hex[:8]}"
-    stack.callback(_clear, host, project)
+    stack.callback(clear_project, host, project)
     tmp = Path(stack.enter_context(tempfile.TemporaryDirectory(prefix="recall-bench-quality-")))
     progress("loading all-MiniLM-L6-v2")
     embedder = LocalEmbedder()
@@ -513,11 +512,6 @@ def run(args: argparse.Namespace, stack: contextlib.ExitStack) -> dict[str, Any]
     }
 
 
-def _clear(host: str, project: str) -> None:
-    with contextlib.suppress(OSError):
-        firestore_emulator.clear(host, project)
-
-
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--quick", action="store_true", help="2 conversations, 40 questions each (< 2 minutes)")
@@ -536,30 +530,14 @@ def quiet_libraries() -> Iterator[None]:
         yield
 
 
-def _interrupt_on_sigterm() -> None:
-    def handler(signum: int, frame: object) -> None:
-        raise KeyboardInterrupt
-
-    signal.signal(signal.SIGTERM, handler)
-
-
 def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
-    _interrupt_on_sigterm()
-    try:
+
+    def measured() -> dict[str, Any]:
         with quiet_libraries(), contextlib.ExitStack() as stack:
-            result = run(args, stack)
-    except firestore_emulator.EmulatorError as exc:
-        print(f"error: {exc}", file=sys.stderr)
-        return 1
-    except RecallError as exc:
-        print(f"error: {exc} (run `make install` on a fresh clone)", file=sys.stderr)
-        return 1
-    except KeyboardInterrupt:
-        print("interrupted: the emulator and temporary files were cleaned up", file=sys.stderr)
-        return 130
-    print(json.dumps(result))
-    return 0
+            return run(args, stack)
+
+    return report(measured)
 
 
 if __name__ == "__main__":
