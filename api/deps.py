@@ -8,7 +8,7 @@ from fastapi import Depends, Path, Request
 from pydantic import AfterValidator
 
 from services.container import Container
-from services.models import ID_PATTERN, check_path_id
+from services.models import ID_PATTERN, ID_RESERVED_SCHEMA, check_path_id
 
 
 def get_container(request: Request) -> Container:
@@ -19,7 +19,6 @@ def get_container(request: Request) -> Container:
 ContainerDep = Annotated[Container, Depends(get_container)]
 
 _SEGMENT = "one path segment: 1-128 characters, no '/', no control characters, not '.', '..' or '__...__'"
-UserId = Annotated[str, Path(pattern=ID_PATTERN, max_length=128, description=_SEGMENT), AfterValidator(check_path_id)]
-CharacterName = Annotated[
-    str, Path(pattern=ID_PATTERN, max_length=128, description=_SEGMENT), AfterValidator(check_path_id)
-]
+_ID_PATH = Path(pattern=ID_PATTERN, max_length=128, description=_SEGMENT, json_schema_extra=ID_RESERVED_SCHEMA)
+UserId = Annotated[str, _ID_PATH, AfterValidator(check_path_id)]
+CharacterName = Annotated[str, _ID_PATH, AfterValidator(check_path_id)]

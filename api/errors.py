@@ -19,7 +19,9 @@ def install_error_handlers(app: FastAPI) -> None:
 
     @app.exception_handler(InvalidInputError)
     async def invalid(_: Request, exc: InvalidInputError) -> JSONResponse:
-        return JSONResponse(status_code=422, content={"detail": str(exc)})
+        # The same shape as FastAPI's own 422s, which is what the OpenAPI spec documents for every route.
+        detail = [{"type": "value_error", "loc": [], "msg": str(exc)}]
+        return JSONResponse(status_code=422, content={"detail": detail})
 
     @app.exception_handler(DependencyError)
     async def unavailable(_: Request, exc: DependencyError) -> JSONResponse:

@@ -10,6 +10,7 @@ from fastapi import FastAPI
 
 from api.errors import install_error_handlers
 from api.routes import memory, messages, triggers
+from api.schemas import COMMON_ERRORS
 from services.config import Settings, get_settings
 from services.container import Container, set_container
 from services.message_listener import MessageListener
@@ -48,6 +49,7 @@ def create_app(settings: Settings | None = None, container: Container | None = N
         summary="Conversation memory for chat and voice: Firestore in, Qdrant memories out.",
         version="0.1.0",
         lifespan=lifespan,
+        responses=COMMON_ERRORS,
     )
     install_error_handlers(app)
     for router in (messages.router, triggers.router, memory.router):

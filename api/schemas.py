@@ -10,6 +10,24 @@ from pydantic import BaseModel, ConfigDict, Field
 from services.models import MESSAGE_MAX_CHARS, Memory, MemoryHit, MemoryType, Message, Role, SafeId
 
 
+class ErrorPublic(BaseModel):
+    detail: str
+
+
+class UnavailablePublic(BaseModel):
+    detail: str
+    component: str
+
+
+# Documented on every route: what any of them can answer besides its own success and 422.
+COMMON_ERRORS: dict[int | str, dict[str, Any]] = {
+    400: {"model": ErrorPublic, "description": "the body is not valid JSON"},
+    503: {"model": UnavailablePublic, "description": "a dependency is down; retry after Retry-After seconds"},
+}
+CONFLICT: dict[int | str, dict[str, Any]] = {409: {"model": ErrorPublic, "description": "clashes with stored data"}}
+UNAUTHORIZED: dict[int | str, dict[str, Any]] = {401: {"model": ErrorPublic, "description": "missing or wrong secret"}}
+
+
 class Strict(BaseModel):
     model_config = ConfigDict(extra="forbid")
 

@@ -18,6 +18,8 @@ ID_MAX_LENGTH = 128
 # `check_id`, which every path goes through.
 ID_PATTERN = r"^[^/\x00-\x1f\x7f]{1,128}$"
 _ID_RE = re.compile(r"^(?!\.\.?$)(?!__.*__$)[^/\x00-\x1f\x7f]{1,128}$")
+# The reserved names in JSON Schema terms, so that the published spec refuses what check_id refuses.
+ID_RESERVED_SCHEMA: dict[str, object] = {"not": {"anyOf": [{"enum": [".", ".."]}, {"pattern": "^__.*__$"}]}}
 
 MESSAGE_MAX_CHARS = 8000
 
@@ -47,7 +49,9 @@ def check_path_id(value: str) -> str:
 
 
 SafeId = Annotated[
-    str, Field(pattern=ID_PATTERN, min_length=1, max_length=ID_MAX_LENGTH), AfterValidator(check_path_id)
+    str,
+    Field(pattern=ID_PATTERN, min_length=1, max_length=ID_MAX_LENGTH, json_schema_extra=ID_RESERVED_SCHEMA),
+    AfterValidator(check_path_id),
 ]
 
 

@@ -3,12 +3,12 @@ from __future__ import annotations
 from fastapi import APIRouter, status
 
 from api.deps import CharacterName, ContainerDep, UserId
-from api.schemas import MessageCreate, MessagePublic
+from api.schemas import CONFLICT, MessageCreate, MessagePublic
 
 router = APIRouter(prefix="/messages", tags=["messages"])
 
 
-@router.post("/{user_id}/{character_name}", status_code=status.HTTP_201_CREATED)
+@router.post("/{user_id}/{character_name}", status_code=status.HTTP_201_CREATED, responses=CONFLICT)
 def save_message(
     user_id: UserId, character_name: CharacterName, body: MessageCreate, container: ContainerDep
 ) -> MessagePublic:

@@ -13,9 +13,9 @@ from fastapi import APIRouter, Depends, FastAPI, Header, HTTPException
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 
 from api.deps import CharacterName, ContainerDep, UserId
-from api.schemas import MessageCreatedEvent, TriggerPublic
+from api.schemas import CONFLICT, UNAUTHORIZED, MessageCreatedEvent, TriggerPublic
 from services.container import Container
-from services.errors import InvalidInputError
+from services.errors import ConflictError
 
 log = logging.getLogger(__name__)
 
@@ -47,7 +47,9 @@ def require_trigger_secret(
         raise HTTPException(401, "a valid trigger secret is required", headers={"WWW-Authenticate": "Bearer"})
 
 
-@router.post("/firebase/message-created", dependencies=[Depends(require_trigger_secret)])
+@router.post(
+    "/firebase/message-created", dependencies=[Depends(require_trigger_secret)], responses={**CONFLICT, **UNAUTHORIZED}
+)
 def message_created(
     event: MessageCreatedEvent,
     container: ContainerDep,
@@ -59,7 +61,7 @@ def message_created(
     counts and `duplicate: true`, and starts nothing.
     """
     if event.event_id and idempotency_key and event.event_id != idempotency_key:
-        raise InvalidInputError("event_id and the Idempotency-Key header differ")
+        raise ConflictError("event_id and the Idempotency-Key header name different events")
     event_id = event.event_id or idempotency_key
     user_id, character_name = event.user_id, event.character_name
     if event_id is None:
