@@ -334,9 +334,12 @@ def _intro(clause: str) -> _Intro | None:
         return None
     rest = match["rest"].strip(" ,.!")
     keep = re.match(r"(?:an?|the)\s|\d{1,3}\b|from\s", rest)
+    # "I'm Lena and my cat Miso hates the vacuum": what follows the introduction is a clause of its own.
+    tail = re.match(r"(?:and|btw|by the way),?\s+(?P<clause>(?:I|[Mm]y|[Ww]e|[Oo]ur)\b.*)", rest)
     form = match["form"].lower()
     rank = 0 if "call" in form else 1 if "name" in form else 2
-    return _Intro(match["name"].capitalize(), f"I am {rest}" if keep else "", rank)
+    following = f"I am {rest}" if keep else tail["clause"] if tail else ""
+    return _Intro(match["name"].capitalize(), following, rank)
 
 
 # The name the user gave: "call me" beats "my name is", which beats "I'm"; first of each wins.

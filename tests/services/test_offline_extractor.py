@@ -466,3 +466,20 @@ def test_every_memory_of_the_demo_chat_stands_on_its_own() -> None:
     assert matching(facts(result), "learning Portuguese so", "grandmother")
     assert not any(t.startswith("Maya can talk") for t in texts(result))
     assert len(result[-1].text.split()) <= 40
+
+
+@pytest.mark.parametrize(
+    ("text", "expected"),
+    [
+        ("I'm Lena and my cat Miso hates the vacuum cleaner.", "Lena's cat Miso hates the vacuum cleaner"),
+        ("My name is Omar and I work as a baker in Lyon.", "Omar works as a baker in Lyon"),
+    ],
+)
+def test_a_self_introduction_keeps_the_clause_that_follows_it(text: str, expected: str) -> None:
+    message = Message(
+        id="m1", user_id="u", character_name="c", role="user", text=text, created_at=datetime(2026, 11, 20, tzinfo=UTC)
+    )
+    drafts = OfflineExtractor().extract(Conversation(user_id="u", character_name="c", messages=[message]))
+    texts = [d.text for d in drafts if d.type != "summary"]
+    assert texts[0].startswith("The user's name is ")
+    assert expected in texts
