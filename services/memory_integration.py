@@ -107,8 +107,7 @@ class MemoryIntegration:
         self, user_id: str, character_name: str, current_message: str, channel: str
     ) -> ConversationContext:
         """The synchronous core, without the time budget (benchmarks and tests call it directly)."""
-        check_id(user_id, "user_id")
-        check_id(character_name, "character_name")
+        # No id check here: search() checks both before any I/O, and so does the store's path builder.
         recent_turns = self._reads.submit(
             self._store.recent_unsynced, user_id, character_name, self.budget.recent_turns, self.timeout_s
         )
