@@ -171,12 +171,14 @@ class MessageStore:
         into the conversation would wait on every claim (and time out under load).
         """
         batch_ref = self._batches(user_id, character_name).document(batch_id)
-        candidates = self._claimable(user_id, character_name, max_messages * _CLAIM_LOOKAHEAD)
-        if len(candidates) < min_messages:
-            return None
 
         @firestore.transactional
         def claim_in(transaction: firestore.Transaction) -> Claim | None:
+            # Listed afresh on every attempt: a retry after losing to another claim must not lock (and so
+            # contend with the renew and commit of) the messages that claim has just leased.
+            candidates = self._claimable(user_id, character_name, max_messages * _CLAIM_LOOKAHEAD)
+            if len(candidates) < min_messages:
+                return None
             now = self._clock()
             snaps = sorted(transaction.get_all(candidates), key=lambda d: (d.get("created_at"), d.id))
             free = [d for d in snaps if d.exists and not d.get("sync") and not _leased(d, now)][:max_messages]
