@@ -5,7 +5,7 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Any
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import AwareDatetime, BaseModel, ConfigDict, Field
 
 from services.models import MESSAGE_MAX_CHARS, Memory, MemoryHit, MemoryType, Message, Role, SafeId
 
@@ -22,10 +22,19 @@ class UnavailablePublic(BaseModel):
 # Documented on every route: what any of them can answer besides its own success and 422.
 COMMON_ERRORS: dict[int | str, dict[str, Any]] = {
     400: {"model": ErrorPublic, "description": "the body is not valid JSON"},
+    413: {"model": ErrorPublic, "description": "the request body is larger than MAX_BODY_BYTES"},
     503: {"model": UnavailablePublic, "description": "a dependency is down; retry after Retry-After seconds"},
 }
 CONFLICT: dict[int | str, dict[str, Any]] = {409: {"model": ErrorPublic, "description": "clashes with stored data"}}
-UNAUTHORIZED: dict[int | str, dict[str, Any]] = {401: {"model": ErrorPublic, "description": "missing or wrong secret"}}
+UNAUTHORIZED: dict[int | str, dict[str, Any]] = {
+    401: {"model": ErrorPublic, "description": "missing or invalid credentials"}
+}
+FORBIDDEN: dict[int | str, dict[str, Any]] = {
+    403: {"model": ErrorPublic, "description": "the credential lacks the scope, or names another user"}
+}
+RATE_LIMITED: dict[int | str, dict[str, Any]] = {
+    429: {"model": ErrorPublic, "description": "over this credential's rate limit; retry after Retry-After seconds"}
+}
 
 
 class Strict(BaseModel):
@@ -36,7 +45,7 @@ class MessageCreate(Strict):
     role: Role
     text: str = Field(min_length=1, max_length=MESSAGE_MAX_CHARS)
     channel: SafeId = Field("whatsapp", max_length=64)
-    created_at: datetime | None = Field(None, description="defaults to now; must carry a time zone")
+    created_at: AwareDatetime | None = Field(None, description="defaults to now; must carry a time zone")
     message_id: SafeId | None = Field(None, description="defaults to a generated id")
 
 

@@ -53,6 +53,7 @@ from google.cloud.firestore_v1.base_query import FieldFilter
 from scripts import firestore_emulator
 from scripts.bench_common import clear_project, report
 from scripts.bench_context import fill_template, summarize
+from services.auth import new_key
 from services.config import Settings
 from services.container import build_firestore_client
 
@@ -101,6 +102,8 @@ class Api:
     ) -> None:
         self.port = firestore_emulator.free_port()
         self.log_path = log_path
+        # Credentials for this run only: a development key (emulator) and the Cloud Function's secret.
+        self._key, self._secret = new_key(), new_key()
         env = {
             **os.environ,
             "FIRESTORE_EMULATOR_HOST": host,
@@ -113,6 +116,8 @@ class Api:
             "PORT": str(self.port),
             "TOKENIZERS_PARALLELISM": "false",
             "HF_HUB_OFFLINE": "1",
+            "RECALL_DEV_API_KEY": self._key,
+            "RECALL_TRIGGER_SECRET": self._secret,
         }
         command = [
             sys.executable,
@@ -188,7 +193,7 @@ class Api:
         request = urllib.request.Request(
             f"http://127.0.0.1:{self.port}/firebase/message-created",
             data=body,
-            headers={"Content-Type": "application/json"},
+            headers={"Content-Type": "application/json", "Authorization": f"Bearer {self._secret}"},
             method="POST",
         )
         try:
@@ -199,7 +204,8 @@ class Api:
     def check_batch(self, user_id: str, character_name: str) -> None:
         url = f"http://127.0.0.1:{self.port}/memory/check-batch/{user_id}/{character_name}"
         with contextlib.suppress(urllib.error.URLError, OSError):
-            urllib.request.urlopen(urllib.request.Request(url, method="POST"), timeout=30).close()
+            request = urllib.request.Request(url, method="POST", headers={"Authorization": f"Bearer {self._key}"})
+            urllib.request.urlopen(request, timeout=30).close()
 
     def stop(self) -> None:
         self._triggers.shutdown(wait=False, cancel_futures=True)

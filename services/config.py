@@ -4,9 +4,24 @@ from __future__ import annotations
 
 from functools import lru_cache
 from pathlib import Path
+from typing import Literal
 
-from pydantic import Field
+from pydantic import BaseModel, ConfigDict, Field, SecretStr
 from pydantic_settings import BaseSettings, SettingsConfigDict
+
+Scope = Literal["read", "write", "trigger", "admin"]
+SCOPES: tuple[Scope, ...] = ("read", "write", "trigger", "admin")
+
+
+class ApiKeyEntry(BaseModel):
+    """One service key as configured: its name, the sha256 of the key (never the key) and its scopes."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    name: str = Field(min_length=1, max_length=64, pattern=r"^[A-Za-z0-9._-]+$")
+    sha256: str = Field(pattern=r"^[0-9a-f]{64}$", description="hex sha256 of the key, as scripts/api_key.py prints")
+    scopes: list[Scope] = Field(min_length=1)
+    rate_per_minute: int | None = Field(None, ge=0, description="overrides RATE_LIMIT_PER_MINUTE; 0: unlimited")
 
 
 class Settings(BaseSettings):
@@ -28,14 +43,14 @@ class Settings(BaseSettings):
 
     # Qdrant: a server when QDRANT_URL is set, Qdrant Edge under QDRANT_PATH otherwise.
     qdrant_url: str | None = None
-    qdrant_api_key: str | None = None
+    qdrant_api_key: SecretStr | None = None
     qdrant_collection_name: str = "chat_memory"
     qdrant_vector_size: int | None = Field(None, description="must match the embedder when set")
     qdrant_connection_timeout: float = 30.0
     qdrant_path: Path = Path("./data/qdrant")
 
     # OpenAI (or any server speaking its wire format). Offline extractor and embedder without a key.
-    openai_api_key: str | None = None
+    openai_api_key: SecretStr | None = None
     openai_base_url: str | None = None
     openai_model: str = "gpt-4o-mini"
     openai_embedding_model: str = "text-embedding-3-small"
@@ -55,13 +70,29 @@ class Settings(BaseSettings):
     # Local trigger: an on_snapshot listener inside the API process.
     listener_enabled: bool = True
 
-    # The Cloud Function's shared secret: POST /firebase/message-created wants `Authorization: Bearer <it>`.
-    # Unset (make run), the endpoint is open and the API warns at start-up.
-    recall_trigger_secret: str | None = None
+    # Access (README "Security"). Every endpoint but health wants `Authorization: Bearer <credential>`.
+    # The Cloud Function's shared secret: the only credential POST /firebase/message-created accepts.
+    recall_trigger_secret: SecretStr | None = None
+    # Service keys: a JSON list of ApiKeyEntry in RECALL_API_KEYS, and/or in the file RECALL_API_KEYS_FILE.
+    recall_api_keys: list[ApiKeyEntry] = Field(default_factory=list)
+    recall_api_keys_file: Path | None = None
+    # A full-scope key in plain text, for local development only: refused unless Firestore is the emulator.
+    recall_dev_api_key: SecretStr | None = Field(None, min_length=16)
+    # Firebase ID tokens of end users, verified with firebase-admin; each may touch only its own user_id.
+    firebase_auth_enabled: bool = True
+    # Calls per minute per credential on each of the read (search, stats, context) and write endpoints.
+    rate_limit_per_minute: int = Field(6000, ge=0, description="per service key; 0: unlimited")
+    rate_limit_user_per_minute: int = Field(120, ge=0, description="per end user (Firebase ID token); 0: unlimited")
+    max_body_bytes: int = Field(256 * 1024, ge=1024, description="larger request bodies are refused with 413")
 
     @property
     def use_openai(self) -> bool:
         return bool(self.openai_api_key)
+
+    def secret_values(self) -> list[str]:
+        """The plain values of every secret setting, for services.redact."""
+        secrets = (self.openai_api_key, self.qdrant_api_key, self.recall_trigger_secret, self.recall_dev_api_key)
+        return [s.get_secret_value() for s in secrets if s is not None]
 
 
 @lru_cache

@@ -14,6 +14,7 @@ from dataclasses import dataclass
 from google.auth.credentials import AnonymousCredentials
 from google.cloud import firestore
 
+from services import redact
 from services.batch_processor import BatchPolicy, BatchProcessor
 from services.config import Settings, get_settings
 from services.context_format import ContextBudget
@@ -58,6 +59,8 @@ class Container:
         cls, settings: Settings, *, embedder: Embedder | None = None, extractor: Extractor | None = None
     ) -> Container:
         """Everything from settings; a ready embedder or extractor may be handed in (tests share one model)."""
+        redact.register(*settings.secret_values())
+        redact.install()
         client = build_firestore_client(settings)
         store = MessageStore(client)
         embedder = embedder or build_embedder(settings)
@@ -114,6 +117,12 @@ class Container:
         self.integration.close()
         self.vectors.close()
         self.firestore.close()
+
+    def __enter__(self) -> Container:
+        return self
+
+    def __exit__(self, *_: object) -> None:
+        self.close()
 
 
 _container: Container | None = None

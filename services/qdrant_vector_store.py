@@ -45,7 +45,7 @@ class QdrantVectorStore:
         """The server at QDRANT_URL. Nothing here blocks on the network; ensure_ready() is the first call."""
         client = QdrantClient(
             url=settings.qdrant_url,
-            api_key=settings.qdrant_api_key,
+            api_key=settings.qdrant_api_key.get_secret_value() if settings.qdrant_api_key else None,
             timeout=int(settings.qdrant_connection_timeout),
         )
         return cls(client, settings.qdrant_collection_name, dimension)

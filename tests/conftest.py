@@ -19,6 +19,7 @@ from services.config import Settings
 from services.container import Container, build_firestore_client
 from services.embedder import LocalEmbedder
 from services.message_store import MessageStore
+from tests.support.access import TRIGGER_SECRET, key_entries
 
 PROJECT = "demo-recall-test"
 
@@ -53,6 +54,8 @@ def make_settings(emulator_host: str, tmp_path: Path, **overrides: object) -> Se
         "listener_enabled": False,
         "openai_api_key": None,
         "qdrant_url": None,
+        "recall_api_keys": key_entries(),
+        "recall_trigger_secret": TRIGGER_SECRET,
         **overrides,
     }
     return Settings(_env_file=None, **values)  # type: ignore[call-arg]

@@ -12,6 +12,7 @@ from scripts.sample_conversation import MAYA
 from services.container import Container
 from services.embedder import LocalEmbedder
 from tests.conftest import make_settings
+from tests.support.access import ADMIN_KEY, bearer
 from tests.support.chat import wait_until, write_turns_at_once
 
 CHAR = "meher"
@@ -27,7 +28,7 @@ def test_thirty_messages_flow_through_the_listener_into_memory(
 ) -> None:
     container = Container.build(make_settings(emulator_host, tmp_path, listener_enabled=True), embedder=embedder)
     try:
-        with TestClient(create_app(container=container)) as api:
+        with TestClient(create_app(container=container), headers=bearer(ADMIN_KEY)) as api:
             ids = write_turns_at_once(firestore_client, user_id, CHAR, MAYA)
 
             def stats() -> dict:

@@ -3,9 +3,10 @@ from __future__ import annotations
 from dataclasses import asdict
 from typing import Annotated
 
-from fastapi import APIRouter, Query
+from fastapi import APIRouter, Depends, Query
 from fastapi.responses import JSONResponse
 
+from api.auth import auth_responses, requires
 from api.deps import CharacterName, ContainerDep, UserId
 from api.schemas import (
     ComponentHealth,
@@ -23,8 +24,11 @@ from services.memory_integration import compose_prompt
 
 router = APIRouter(prefix="/memory", tags=["memory"])
 
+_READER = [Depends(requires("read", rate="read"))]
+_READER_ERRORS = auth_responses(rate=True)
 
-@router.get("/search/{user_id}/{character_name}")
+
+@router.get("/search/{user_id}/{character_name}", dependencies=_READER, responses=_READER_ERRORS)
 def search(
     user_id: UserId,
     character_name: CharacterName,
@@ -37,7 +41,7 @@ def search(
     return SearchResults(query=query, results=[MemoryPublic.of_hit(h) for h in hits])
 
 
-@router.get("/stats/{user_id}/{character_name}")
+@router.get("/stats/{user_id}/{character_name}", dependencies=_READER, responses=_READER_ERRORS)
 def stats(user_id: UserId, character_name: CharacterName, container: ContainerDep) -> StatsPublic:
     store = container.store
     return StatsPublic(
@@ -51,7 +55,7 @@ def stats(user_id: UserId, character_name: CharacterName, container: ContainerDe
     )
 
 
-@router.post("/context/{user_id}/{character_name}")
+@router.post("/context/{user_id}/{character_name}", dependencies=_READER, responses=_READER_ERRORS)
 async def context(
     user_id: UserId, character_name: CharacterName, body: ContextRequest, container: ContainerDep
 ) -> ContextPublic:
@@ -74,7 +78,7 @@ async def context(
     )
 
 
-@router.post("/sweep")
+@router.post("/sweep", dependencies=[Depends(requires("admin"))], responses=auth_responses())
 def sweep(container: ContainerDep) -> SweepPublic:
     """Flush conversations that stayed below the threshold for the quiet period; for a scheduler to call."""
     report = container.sweeper.sweep()
@@ -88,7 +92,7 @@ def sweep(container: ContainerDep) -> SweepPublic:
 
 @router.get("/health", response_model=HealthPublic)
 def health(container: ContainerDep) -> JSONResponse:
-    """Overall status and each component's, with latency; 503 when any component is degraded."""
+    """Overall status and each component's, with latency; 503 when any component is degraded. No credentials."""
     components = check_health(container)
     ok = all(c.status == "ok" for c in components.values())
     body = HealthPublic(

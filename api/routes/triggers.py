@@ -1,54 +1,28 @@
-"""The batch trigger, called by the Cloud Function (authenticated, idempotent per event) or by path."""
+"""The batch trigger: from the Cloud Function (its secret only; idempotent per event), or by path (`trigger` scope)."""
 
 from __future__ import annotations
 
-import hmac
 import logging
-from collections.abc import AsyncIterator
-from contextlib import asynccontextmanager
 from dataclasses import asdict
 from typing import Annotated
 
-from fastapi import APIRouter, Depends, FastAPI, Header, HTTPException
-from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
+from fastapi import APIRouter, Depends, Header
 
+from api.auth import auth_responses, require_trigger_secret, requires
 from api.deps import CharacterName, ContainerDep, UserId
-from api.schemas import CONFLICT, UNAUTHORIZED, MessageCreatedEvent, TriggerPublic
-from services.container import Container
+from api.schemas import CONFLICT, FORBIDDEN, UNAUTHORIZED, MessageCreatedEvent, TriggerPublic
 from services.errors import ConflictError
 
 log = logging.getLogger(__name__)
 
 
-@asynccontextmanager
-async def _warn_if_open(app: FastAPI) -> AsyncIterator[None]:
-    # Runs inside the app's lifespan, once its container is built.
-    container: Container = app.state.container
-    if not container.settings.recall_trigger_secret:
-        log.warning("RECALL_TRIGGER_SECRET is not set: POST /firebase/message-created accepts any caller")
-    yield
-
-
-router = APIRouter(tags=["triggers"], lifespan=_warn_if_open)
-
-_bearer = HTTPBearer(auto_error=False, description="the Cloud Function's RECALL_TRIGGER_SECRET")
-
-
-def require_trigger_secret(
-    container: ContainerDep, credentials: Annotated[HTTPAuthorizationCredentials | None, Depends(_bearer)]
-) -> None:
-    """401 unless the caller presents the trigger secret; open when none is configured (make run)."""
-    secret = container.settings.recall_trigger_secret
-    if not secret:
-        return
-    presented = credentials.credentials if credentials else ""
-    if not hmac.compare_digest(presented.encode(), secret.encode()):
-        log.warning("refused a trigger call without the right secret (%s)", "wrong" if presented else "none")
-        raise HTTPException(401, "a valid trigger secret is required", headers={"WWW-Authenticate": "Bearer"})
+router = APIRouter(tags=["triggers"])
 
 
 @router.post(
-    "/firebase/message-created", dependencies=[Depends(require_trigger_secret)], responses={**CONFLICT, **UNAUTHORIZED}
+    "/firebase/message-created",
+    dependencies=[Depends(require_trigger_secret)],
+    responses={**CONFLICT, **UNAUTHORIZED, **FORBIDDEN},
 )
 def message_created(
     event: MessageCreatedEvent,
@@ -81,7 +55,11 @@ def message_created(
     )
 
 
-@router.post("/memory/check-batch/{user_id}/{character_name}")
+@router.post(
+    "/memory/check-batch/{user_id}/{character_name}",
+    dependencies=[Depends(requires("trigger"))],
+    responses=auth_responses(),
+)
 def check_batch(user_id: UserId, character_name: CharacterName, container: ContainerDep) -> TriggerPublic:
     """Count unsynced messages and start a batch at the threshold; answers without waiting for it."""
     return TriggerPublic(**asdict(container.processor.trigger(user_id, character_name)))

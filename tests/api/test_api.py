@@ -8,14 +8,17 @@ from fastapi.testclient import TestClient
 from api.main import create_app
 from scripts.sample_conversation import MAYA
 from services.container import Container
+from tests.support.access import ADMIN_KEY, TRIGGER_SECRET, bearer
 from tests.support.chat import save_turns, wait_until
+
+TRIGGER = bearer(TRIGGER_SECRET)
 
 CHAR = "meher"
 
 
 @pytest.fixture
 def api(container: Container) -> Iterator[TestClient]:
-    with TestClient(create_app(container=container)) as client:
+    with TestClient(create_app(container=container), headers=bearer(ADMIN_KEY)) as client:
         yield client
 
 
@@ -24,7 +27,7 @@ def test_save_message_then_trigger(api: TestClient, user_id: str) -> None:
     assert created.status_code == 201, created.text
     body = created.json()
     assert (body["text"], body["sync"], body["channel"]) == ("I love sailing 🌊", False, "whatsapp")
-    trigger = api.post("/firebase/message-created", json={"user_id": user_id, "character_name": CHAR})
+    trigger = api.post("/firebase/message-created", json={"user_id": user_id, "character_name": CHAR}, headers=TRIGGER)
     assert trigger.status_code == 200
     assert trigger.json() == {
         "user_id": user_id,
@@ -54,7 +57,7 @@ def test_path_traversal_never_reaches_firestore(api: TestClient, container: Cont
     response = api.post(f"/messages/{path_user}/{CHAR}", json={"role": "user", "text": "hi"})
     assert response.status_code in (404, 422)
     assert container.store.count_unsynced("a", CHAR) == 0
-    trigger = api.post("/firebase/message-created", json={"user_id": "a/b", "character_name": CHAR})
+    trigger = api.post("/firebase/message-created", json={"user_id": "a/b", "character_name": CHAR}, headers=TRIGGER)
     assert trigger.status_code == 422
 
 

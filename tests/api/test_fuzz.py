@@ -22,15 +22,14 @@ from api.main import create_app
 from services.container import Container
 from services.embedder import LocalEmbedder
 from tests.conftest import make_settings
+from tests.support.access import ADMIN_KEY, TRIGGER_SECRET, bearer
 
 EXAMPLES = 25
-SECRET = "fuzz-trigger-secret"
-AUTH = {"Authorization": f"Bearer {SECRET}"}
 
 
 @pytest.fixture
 def api_schema(emulator_host: str, tmp_path: Path, embedder: LocalEmbedder) -> Iterator[schemathesis.BaseSchema]:
-    settings_ = make_settings(emulator_host, tmp_path, recall_trigger_secret=SECRET)
+    settings_ = make_settings(emulator_host, tmp_path)
     container = Container.build(settings_, embedder=embedder)
     app = create_app(container=container)
     try:
@@ -45,17 +44,16 @@ def fuzz(operation: schemathesis.APIOperation, mode: GenerationMode) -> bool:
 
     False when the operation takes no input that could be made invalid (health, sweep).
     """
-    trigger = operation.path == "/firebase/message-created"
-    # The trigger gets the valid secret; schemathesis would count a supplied header as generated and flag
-    # it as "invalid auth accepted", so that one check is left to test_trigger_endpoint.py's 401 tests.
-    excluded = [schemathesis.checks.ignored_auth] if trigger else []
+    # The function's trigger takes the trigger secret, every other operation the admin key; passed to the
+    # call, not generated, so schemathesis's ignored_auth check also replays each call without them.
+    credential = TRIGGER_SECRET if operation.path == "/firebase/message-created" else ADMIN_KEY
 
-    @given(case=operation.as_strategy(generation_mode=mode, headers=AUTH if trigger else None))
+    @given(case=operation.as_strategy(generation_mode=mode))
     @settings(
         max_examples=EXAMPLES, deadline=None, derandomize=True, database=None, suppress_health_check=list(HealthCheck)
     )
     def run(case: schemathesis.Case) -> None:
-        case.call_and_validate(excluded_checks=excluded)
+        case.call_and_validate(headers=bearer(credential))
 
     try:
         run()

@@ -18,7 +18,6 @@ from services.config import Settings
 from services.container import Container, build_firestore_client
 from tests.conftest import make_settings
 
-SECRET = "test-trigger-secret-7f3a"
 # Its own database: these tests leave unsynced conversations behind (refused or dropped triggers), which
 # no other test's sweep or listener should find.
 PROJECT = "demo-recall-firebase"
@@ -26,7 +25,7 @@ PROJECT = "demo-recall-firebase"
 
 @pytest.fixture
 def settings(emulator_host: str, tmp_path: Path) -> Settings:
-    return make_settings(emulator_host, tmp_path, google_cloud_project=PROJECT, recall_trigger_secret=SECRET)
+    return make_settings(emulator_host, tmp_path, google_cloud_project=PROJECT)
 
 
 @pytest.fixture(scope="session")

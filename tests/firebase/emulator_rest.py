@@ -2,9 +2,7 @@
 
 from __future__ import annotations
 
-import base64
 import json
-import time
 import urllib.error
 import urllib.request
 from dataclasses import dataclass
@@ -46,29 +44,8 @@ def load_rules(host: str, project: str, rules: str) -> Reply:
     return request("PUT", f"http://{host}/emulator/v1/projects/{project}:securityRules", body)
 
 
-def id_token(project: str, uid: str) -> str:
-    """An unsigned Firebase ID token (alg "none"), which the emulator accepts for `uid`."""
-    now = int(time.time())
-    header = {"alg": "none", "typ": "JWT"}
-    claims = {
-        "iss": f"https://securetoken.google.com/{project}",
-        "aud": project,
-        "sub": uid,
-        "user_id": uid,
-        "iat": now,
-        "exp": now + 3600,
-        "auth_time": now,
-        "firebase": {"sign_in_provider": "custom", "identities": {}},
-    }
-    return f"{_b64(header)}.{_b64(claims)}."
-
-
 def get_document(host: str, project: str, path: str) -> dict[str, Any]:
     """A document as the REST API returns it (name, fields, createTime, updateTime), read as admin."""
     reply = request("GET", f"{documents_url(host, project)}/{path}", token=OWNER)
     assert reply.status == 200, reply
     return reply.body
-
-
-def _b64(value: dict[str, Any]) -> str:
-    return base64.urlsafe_b64encode(json.dumps(value).encode()).rstrip(b"=").decode()

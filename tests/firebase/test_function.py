@@ -29,8 +29,9 @@ import functions.main as fn
 from scripts.firestore_emulator import free_port
 from services.container import Container
 from services.trigger_events import COLLECTION
-from tests.firebase.conftest import PROJECT, SECRET, serve_api
+from tests.firebase.conftest import PROJECT, serve_api
 from tests.firebase.emulator_rest import get_document
+from tests.support.access import TRIGGER_SECRET as SECRET
 from tests.support.chat import filler_turns, wait_until, write_turns_at_once
 
 ROOT = Path(__file__).resolve().parents[2]

@@ -18,7 +18,8 @@ from google.cloud import firestore
 from services.container import build_firestore_client
 from services.models import MESSAGE_MAX_CHARS
 from tests.conftest import make_settings
-from tests.firebase.emulator_rest import Reply, documents_url, id_token, load_rules, request
+from tests.firebase.emulator_rest import Reply, documents_url, load_rules, request
+from tests.support.access import id_token
 
 RULES_PROJECT = "demo-recall-rules"
 RULES = Path(__file__).resolve().parents[2] / "firestore.rules"

@@ -19,7 +19,8 @@ from services.embedder import LocalEmbedder
 from services.errors import MessageStoreError
 from services.trigger_events import COLLECTION, TriggerEvents
 from tests.conftest import make_settings
-from tests.firebase.conftest import SECRET
+from tests.support.access import ADMIN_KEY, bearer, key_of
+from tests.support.access import TRIGGER_SECRET as SECRET
 from tests.support.chat import filler_turns, save_turns, wait_until
 
 CHAR = "meher"
@@ -57,15 +58,26 @@ def test_a_caller_without_the_secret_gets_401_and_starts_nothing(
     assert container.store.count_unsynced(user_id, CHAR) == 25
 
 
-def test_the_secret_opens_the_trigger_and_other_endpoints_stay_as_they_are(
-    api: TestClient, container: Container, user_id: str
-) -> None:
+def test_the_secret_opens_the_trigger_and_nothing_else(api: TestClient, container: Container, user_id: str) -> None:
     save_turns(container.store, user_id, CHAR, filler_turns(25))
     response = api.post("/firebase/message-created", json=body(user_id), headers=AUTH)
     assert response.status_code == 200, response.text
     assert response.json()["batch_started"] is True and "duplicate" not in response.json()
     wait_until(lambda: container.store.count_unsynced(user_id, CHAR) == 0, "the batch")
-    assert api.post(f"/memory/check-batch/{user_id}/{CHAR}").status_code == 200
+    # The secret is a valid credential, but for this endpoint only.
+    assert api.post(f"/memory/check-batch/{user_id}/{CHAR}", headers=AUTH).status_code == 403
+    assert api.get(f"/memory/stats/{user_id}/{CHAR}", headers=AUTH).status_code == 403
+    assert api.post(f"/memory/check-batch/{user_id}/{CHAR}", headers=bearer(key_of("trigger"))).status_code == 200
+
+
+@pytest.mark.parametrize("key", ["admin", "trigger", "writer"])
+def test_no_service_key_opens_the_function_trigger(
+    api: TestClient, container: Container, user_id: str, key: str
+) -> None:
+    save_turns(container.store, user_id, CHAR, filler_turns(25))
+    response = api.post("/firebase/message-created", json=body(user_id), headers=bearer(key_of(key)))
+    assert response.status_code == 403, response.text
+    assert container.store.last_batch(user_id, CHAR) is None
 
 
 @pytest.mark.parametrize("where", ["body", "header"])
@@ -116,19 +128,20 @@ def test_event_id_and_idempotency_key_must_agree(api: TestClient, user_id: str) 
     assert "different events" in response.json()["detail"]
 
 
-def test_without_a_secret_the_trigger_is_open_and_start_up_warns(
+def test_without_a_secret_the_trigger_refuses_every_call_and_start_up_says_so(
     emulator_host: str, tmp_path: Path, embedder: LocalEmbedder, user_id: str, caplog: pytest.LogCaptureFixture
 ) -> None:
-    container = Container.build(make_settings(emulator_host, tmp_path), embedder=embedder)
+    settings = make_settings(emulator_host, tmp_path, recall_trigger_secret=None)
+    container = Container.build(settings, embedder=embedder)
     try:
-        with (
-            caplog.at_level(logging.WARNING, logger="api.routes.triggers"),
-            TestClient(create_app(container=container)) as client,
-        ):
-            response = client.post("/firebase/message-created", json=body(user_id))
-        assert response.status_code == 200
-        warnings = [r.getMessage() for r in caplog.records if r.name == "api.routes.triggers"]
-        assert warnings == ["RECALL_TRIGGER_SECRET is not set: POST /firebase/message-created accepts any caller"]
+        save_turns(container.store, user_id, CHAR, filler_turns(25))
+        with caplog.at_level(logging.INFO, logger="api.main"), TestClient(create_app(container=container)) as client:
+            assert client.post("/firebase/message-created", json=body(user_id), headers=AUTH).status_code == 401
+            admin = client.post("/firebase/message-created", json=body(user_id), headers=bearer(ADMIN_KEY))
+            assert admin.status_code == 403
+        assert container.store.last_batch(user_id, CHAR) is None
+        access = [r.getMessage() for r in caplog.records if r.name == "api.main" and "access:" in r.getMessage()]
+        assert len(access) == 1 and "trigger secret not set" in access[0], access
     finally:
         container.close()
 

@@ -22,8 +22,11 @@ from services.embedder import LocalEmbedder, OpenAIEmbedder
 from services.memory_integration import MemoryIntegration
 from services.message_store import MessageStore, utcnow
 from tests.conftest import PROJECT, make_settings
+from tests.support.access import ADMIN_KEY, TRIGGER_SECRET, bearer
 from tests.support.chat import filler_turns, save_turns, wait_until
 from tests.support.openai_wire import OpenAIWireServer, error
+
+TRIGGER = bearer(TRIGGER_SECRET)
 
 CHAR = "meher"
 
@@ -59,14 +62,14 @@ def test_a_stale_worker_cannot_mark_messages_or_leave_points(container: Containe
 
 def test_the_same_event_ten_times_concurrently_and_late_starts_one_batch(container: Container, user_id: str) -> None:
     save_turns(container.store, user_id, CHAR, MAYA)
-    with TestClient(create_app(container=container)) as api:
+    with TestClient(create_app(container=container), headers=bearer(ADMIN_KEY)) as api:
         event = {"user_id": user_id, "character_name": CHAR, "event_id": "evt-1"}
         barrier = threading.Barrier(10)
         answers: list[dict] = []
 
         def deliver() -> None:
             barrier.wait()
-            answers.append(api.post("/firebase/message-created", json=event).json())
+            answers.append(api.post("/firebase/message-created", json=event, headers=TRIGGER).json())
 
         threads = [threading.Thread(target=deliver) for _ in range(10)]
         for thread in threads:
@@ -74,7 +77,7 @@ def test_the_same_event_ten_times_concurrently_and_late_starts_one_batch(contain
         for thread in threads:
             thread.join()
         wait_until(lambda: container.store.count_unsynced(user_id, CHAR) == 0, "the batch")
-        late = [api.post("/firebase/message-created", json=event).json() for _ in range(3)]
+        late = [api.post("/firebase/message-created", json=event, headers=TRIGGER).json() for _ in range(3)]
     assert sum(a["batch_started"] for a in answers + late) == 1
     assert len(batch_docs(container, user_id)) == 1
 
@@ -95,7 +98,7 @@ def test_qdrant_down_then_back(container: Container, user_id: str) -> None:
     assert record is not None and (record["status"], record["attempt"]) == ("failed", 1)
     assert "VectorStoreError" in record["error"]
 
-    with TestClient(create_app(container=container)) as api:
+    with TestClient(create_app(container=container), headers=bearer(ADMIN_KEY)) as api:
         health = api.get("/memory/health")
         assert health.status_code == 503 and health.json()["components"]["qdrant"]["status"] == "degraded"
         start = time.perf_counter()
@@ -126,7 +129,7 @@ def test_embedding_failure_leaves_messages_unsynced_and_health_degraded(
         assert failed.status == "failed" and failed.error.startswith("embed: EmbeddingError")
         assert container.store.count_unsynced(user_id, CHAR) == 25
         assert container.vectors.count(user_id, CHAR) == 0
-        with TestClient(create_app(container=container)) as api:
+        with TestClient(create_app(container=container), headers=bearer(ADMIN_KEY)) as api:
             body = api.get("/memory/health").json()
             assert body["components"]["embedder"]["status"] == "degraded"
             [ok] = container.processor.run_chain(container.processor.claim(user_id, CHAR))
@@ -192,7 +195,7 @@ def test_a_quiet_conversation_below_the_threshold_is_flushed(quiet_container: Co
 
 def test_the_sweep_endpoint_starts_batches_for_a_scheduler(quiet_container: Container, user_id: str) -> None:
     save_turns(quiet_container.store, user_id, CHAR, MAYA[:3], start=utcnow() - timedelta(hours=1))
-    with TestClient(create_app(container=quiet_container)) as api:
+    with TestClient(create_app(container=quiet_container), headers=bearer(ADMIN_KEY)) as api:
         body = api.post("/memory/sweep").json()
     assert body["quiet_conversations"] == 1 and len(body["batches_started"]) == 1
     wait_until(lambda: quiet_container.store.count_unsynced(user_id, CHAR) == 0, "the swept batch")
