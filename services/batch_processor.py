@@ -24,6 +24,7 @@ from services.extractor import Extractor
 from services.health import ComponentMonitor
 from services.message_store import BatchReport, Claim, MessageStore, utcnow
 from services.models import Conversation, Memory, MemoryDraft, Message
+from services.redact import redact
 from services.vector_store import VectorStore
 
 log = logging.getLogger(__name__)
@@ -150,11 +151,11 @@ class BatchProcessor:
             outcome.status = "succeeded"
             self._monitor.succeeded("firestore", "qdrant", "embedder", "llm")
         except LeaseLostError as exc:
-            outcome.status, outcome.error = "superseded", str(exc)
+            outcome.status, outcome.error = "superseded", redact(str(exc))
             self._discard_points(claim)
             self._record(claim, outcome)
         except Exception as exc:  # the batch's boundary: whatever failed, the messages must stay unsynced
-            outcome.error = f"{stage}: {type(exc).__name__}: {exc}"
+            outcome.error = redact(f"{stage}: {type(exc).__name__}: {exc}")
             self._monitor.failed(_component(exc, stage), outcome.error)
             self._fail(claim, outcome, points_unsafe=stage == "commit")
         log.info(

@@ -12,6 +12,8 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
+from services.redact import redact
+
 if TYPE_CHECKING:
     from services.container import Container
 
@@ -67,7 +69,7 @@ def _timed(fn: Callable[[], object], detail: str) -> ComponentStatus:
     try:
         fn()
     except Exception as exc:  # health reports any failure rather than raising it
-        return ComponentStatus("degraded", _ms(start), f"{detail}: {type(exc).__name__}: {exc}")
+        return ComponentStatus("degraded", _ms(start), redact(f"{detail}: {type(exc).__name__}: {exc}"))
     return ComponentStatus("ok", _ms(start), detail)
 
 
