@@ -105,6 +105,8 @@ class MessageStore:
         if not text.strip() or len(text) > MESSAGE_MAX_CHARS:
             raise InvalidInputError(f"text must be 1-{MESSAGE_MAX_CHARS} characters and not blank")
         check_id(channel, "channel")
+        if created_at is not None and created_at.utcoffset() is None:
+            raise InvalidInputError("created_at must carry a time zone")
         ref = self._messages(user_id, character_name)
         doc = ref.document(check_id(message_id, "message_id")) if message_id else ref.document()
         created = created_at or self._clock()

@@ -17,7 +17,8 @@ ID_MAX_LENGTH = 128
 # The schema pattern (pydantic's regex engine has no look-around); the reserved names are refused by
 # `check_id`, which every path goes through.
 ID_PATTERN = r"^[^/\x00-\x1f\x7f]{1,128}$"
-_ID_RE = re.compile(r"^(?!\.\.?$)(?!__.*__$)[^/\x00-\x1f\x7f]{1,128}$")
+# check_id also refuses lone surrogates (from JSON escapes such as "\ud800"), which no storage can encode.
+_ID_RE = re.compile(r"^(?!\.\.?$)(?!__.*__$)[^/\x00-\x1f\x7f\ud800-\udfff]{1,128}$")
 # The reserved names in JSON Schema terms, so that the published spec refuses what check_id refuses.
 ID_RESERVED_SCHEMA: dict[str, object] = {"not": {"anyOf": [{"enum": [".", ".."]}, {"pattern": "^__.*__$"}]}}
 
@@ -34,7 +35,7 @@ def check_id(value: str, what: str = "id") -> str:
     """Return `value` if it is a safe single path segment, else raise InvalidInputError."""
     if not isinstance(value, str) or not _ID_RE.match(value):
         raise InvalidInputError(
-            f"{what} must be 1-{ID_MAX_LENGTH} characters with no '/', no control characters, "
+            f"{what} must be 1-{ID_MAX_LENGTH} characters of valid Unicode with no '/', no control characters, "
             f"and not '.', '..' or '__...__'; got {value!r:.80}"
         )
     return value
@@ -43,7 +44,8 @@ def check_id(value: str, what: str = "id") -> str:
 def check_path_id(value: str) -> str:
     if not _ID_RE.match(value):
         raise ValueError(
-            f"must be 1-{ID_MAX_LENGTH} characters with no '/', no control characters, and not '.', '..' or '__...__'"
+            f"must be 1-{ID_MAX_LENGTH} characters of valid Unicode with no '/', no control characters, "
+            "and not '.', '..' or '__...__'"
         )
     return value
 
