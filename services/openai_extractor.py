@@ -4,12 +4,12 @@ from __future__ import annotations
 
 import json
 from datetime import UTC, datetime
-from typing import Any
+from typing import Annotated, Any
 
 import openai
 from openai.types.chat import ChatCompletion, ChatCompletionMessageParam
 from openai.types.shared_params import ResponseFormatJSONSchema
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
+from pydantic import BaseModel, ConfigDict, Field, StringConstraints, ValidationError, field_validator
 
 from services.config import Settings
 from services.errors import ExtractionError
@@ -21,9 +21,12 @@ from services.prompts import DATA_END, DATA_START, EXTRACTION_SYSTEM_PROMPT
 class ExtractedMemory(BaseModel):
     """One memory as the model writes it; its constraints match MemoryDraft's."""
 
-    model_config = ConfigDict(extra="forbid", str_strip_whitespace=True)
+    model_config = ConfigDict(extra="forbid")
 
-    text: str = Field(min_length=1, max_length=1000, description="A short third-person statement.")
+    # Only the text is stripped: a message id may begin or end with a space, and is cited exactly.
+    text: Annotated[str, StringConstraints(strip_whitespace=True)] = Field(
+        min_length=1, max_length=1000, description="A short third-person statement."
+    )
     type: MemoryType
     # Strict: the schema says number, and lax mode would take `true` or "0.5" for one.
     importance: float = Field(ge=0.0, le=1.0, strict=True, description="0 trivial .. 1 essential.")

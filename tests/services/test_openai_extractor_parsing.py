@@ -25,7 +25,7 @@ from tests.support.openai_wire import OpenAIWireServer, chat
 
 BOUNDED = settings(max_examples=300, deadline=None, derandomize=True)
 T0 = datetime(2026, 3, 14, 18, 0, tzinfo=UTC)
-IDS = ["m0", "m1", "m2", "Zx9 ün", "__m__x"]
+IDS = ["m0", "m1", "m2", " Zx9 ün ", "__m__x"]  # ids may begin and end with a space
 TYPES = list(get_args(MemoryType))
 CONVERSATION = Conversation(
     user_id="u1",
@@ -180,6 +180,14 @@ def test_a_wrong_json_type_is_not_coerced(field: str, value: Any) -> None:
     memory = {"text": "x", "type": "summary", "importance": 0.5, "source_message_ids": ["m0"], "occurred_at": None}
     with pytest.raises(ExtractionError, match=field):
         parse_memories(json.dumps({"memories": [{**memory, field: value}]}), CONVERSATION)
+
+
+def test_an_id_with_spaces_around_it_is_cited_as_it_is() -> None:
+    # The reply parser once stripped every string, ids too: " Zx9 ün " became unknown and the batch failed
+    # on every retry.
+    summary = {"text": " A chat. ", "type": "summary", "importance": 0.5, "source_message_ids": [" Zx9 ün "]}
+    [draft] = parse_memories(json.dumps({"memories": [{**summary, "occurred_at": None}]}), CONVERSATION)
+    assert (draft.text, draft.source_message_ids) == ("A chat.", [" Zx9 ün "])
 
 
 # --- the same through the wire --------------------------------------------------------------------------
