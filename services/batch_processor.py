@@ -22,6 +22,7 @@ from services.embedder import Embedder
 from services.errors import DependencyError, ExtractionError, LeaseLostError, RecallError
 from services.extractor import Extractor
 from services.health import ComponentMonitor
+from services.memory_guard import screen
 from services.message_store import BatchReport, Claim, MessageStore, utcnow
 from services.models import Conversation, Memory, MemoryDraft, Message
 from services.redact import redact
@@ -174,11 +175,13 @@ class BatchProcessor:
             self.on_stage(stage, claim)
 
     def memories_for(self, claim: Claim) -> list[Memory]:
-        """The memories a claimed batch yields: extracted, checked and given their point ids."""
+        """The memories a claimed batch yields: extracted, checked, screened and given their point ids."""
         conversation = Conversation(user_id=claim.user_id, character_name=claim.character_name, messages=claim.messages)
         drafts = self._extractor.extract(conversation)
         if not drafts:
             raise ExtractionError(f"the {self._extractor.name} extractor returned no memories")
+        # What the guard drops is gone for good: the messages still sync, as retrying would drop it again.
+        drafts = screen(drafts, conversation)
         known = {m.id: m for m in claim.messages}
         now = utcnow()
         return [self._memory(claim, i, d, known, now) for i, d in enumerate(drafts)]

@@ -11,16 +11,20 @@ from pydantic import AfterValidator, BaseModel, ConfigDict, Field
 
 from services.errors import InvalidInputError
 
-# A user id or character name becomes one Firestore path segment: no '/', no control characters,
-# not '.' or '..', not the reserved '__name__' form, and short enough to stay readable.
+# A user id or character name becomes one Firestore path segment: no '/', no control characters (C0,
+# DEL and C1), not '.' or '..', not the reserved '__name__' form, and short enough to stay readable.
 ID_MAX_LENGTH = 128
 # The schema pattern (pydantic's regex engine has no look-around); the reserved names are refused by
-# `check_id`, which every path goes through.
-ID_PATTERN = r"^[^/\x00-\x1f\x7f]{1,128}$"
-# check_id also refuses lone surrogates (from JSON escapes such as "\ud800"), which no storage can encode.
-_ID_RE = re.compile(r"^(?!\.\.?$)(?!__.*__$)[^/\x00-\x1f\x7f\ud800-\udfff]{1,128}$")
+# `check_id`, which every path goes through. Both are written so that `$` and `.` mean the same in
+# ECMA-262 (JSON Schema), Rust (pydantic) and Python regexes: the class excludes every line break `$`
+# could stop before, and "any character" is `[\s\S]`, not `.`.
+ID_PATTERN = r"^[^/\x00-\x1f\x7f-\x9f]{1,128}$"
+# fullmatch, not match: `$` in Python also matches before a final newline, and "abc\n" slipped through.
+# Lone surrogates are refused too: they cannot be encoded as UTF-8, so Firestore could not store them.
+_ID_RE = re.compile(r"(?!\.\.?\Z)(?!__[\s\S]*__\Z)[^/\x00-\x1f\x7f-\x9f\ud800-\udfff]{1,128}")
 # The reserved names in JSON Schema terms, so that the published spec refuses what check_id refuses.
-ID_RESERVED_SCHEMA: dict[str, object] = {"not": {"anyOf": [{"enum": [".", ".."]}, {"pattern": "^__.*__$"}]}}
+ID_RESERVED_SCHEMA: dict[str, object] = {"not": {"anyOf": [{"enum": [".", ".."]}, {"pattern": r"^__[\s\S]*__$"}]}}
+_ID_RULE = f"1-{ID_MAX_LENGTH} characters of valid Unicode with no '/', no control characters, and not '.', '..' or '__...__'"
 
 MESSAGE_MAX_CHARS = 8000
 
@@ -31,22 +35,20 @@ MemoryType = Literal["fact", "preference", "event", "relationship", "plan", "emo
 MEMORY_NAMESPACE = uuid.UUID("5b0c1b8e-3f7a-4d0e-9a51-6f2d7c0e4a11")
 
 
+def is_valid_id(value: object) -> bool:
+    return isinstance(value, str) and _ID_RE.fullmatch(value) is not None
+
+
 def check_id(value: str, what: str = "id") -> str:
     """Return `value` if it is a safe single path segment, else raise InvalidInputError."""
-    if not isinstance(value, str) or not _ID_RE.match(value):
-        raise InvalidInputError(
-            f"{what} must be 1-{ID_MAX_LENGTH} characters of valid Unicode with no '/', no control characters, "
-            f"and not '.', '..' or '__...__'; got {value!r:.80}"
-        )
+    if not is_valid_id(value):
+        raise InvalidInputError(f"{what} must be {_ID_RULE}; got {value!r:.80}")
     return value
 
 
 def check_path_id(value: str) -> str:
-    if not _ID_RE.match(value):
-        raise ValueError(
-            f"must be 1-{ID_MAX_LENGTH} characters of valid Unicode with no '/', no control characters, "
-            "and not '.', '..' or '__...__'"
-        )
+    if not is_valid_id(value):
+        raise ValueError(f"must be {_ID_RULE}")
     return value
 
 

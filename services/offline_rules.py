@@ -11,6 +11,7 @@ import re
 import unicodedata
 from collections.abc import Iterator
 
+from services import memory_guard
 from services.models import MemoryType
 from services.offline_lexicon import (
     EMOTIONS,
@@ -245,17 +246,9 @@ def as_statement(text: str) -> str | None:
     return statement
 
 
-# Prompt injection is data: a message that tries to steer the system is not remembered at all, and no
-# clause may claim roles or permissions, however innocently phrased.
-_OVERRIDE = re.compile(
-    r"\b(?:ignore|disregard|forget|override|bypass)\b[^.!?]{0,40}\b(?:instructions?|prompts?|rules|"
-    r"guidelines|directives|guardrails|polic(?:y|ies)|everything (?:above|before))\b|\bsystem prompt\b|"
-    r"\b(?:you are now|from now on,? you|act as an?|pretend (?:to be|you are)|jailbreak|developer mode|"
-    r"do anything now)\b|\b(?:store|save|record|write|add|insert|put)\b[^.!?]{0,30}\b(?:memory|memories|"
-    r"database|the user)\b|\b(?:the|this) user(?:'s)? (?:is|has|should|must|can|name|role)\b|"
-    r"\[(?:system|assistant|admin)\]|^(?:system|assistant)\s*:",
-    re.I | re.M,
-)
+# Prompt injection is data: a message that tries to steer the system is not remembered at all (the pattern
+# is the memory guard's, so both extractors agree on it), and no clause may claim roles or permissions,
+# however innocently phrased.
 _PRIVILEGE = re.compile(
     r"\b(?:admins?|administrators?|sysadmin|superuser|super user|root (?:access|user|privileges?)|sudo|"
     r"moderator|mod rights|full access|unrestricted|permissions?|privileges?|access level|clearance|"
@@ -267,7 +260,7 @@ _PRIVILEGE = re.compile(
 
 def is_override(text: str) -> bool:
     """True for a message that tries to instruct the system rather than talk about the user."""
-    return bool(_OVERRIDE.search(text))
+    return memory_guard.steers(text)
 
 
 def claims_privilege(text: str) -> bool:

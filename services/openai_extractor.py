@@ -4,12 +4,12 @@ from __future__ import annotations
 
 import json
 from datetime import UTC, datetime
-from typing import Any
+from typing import Annotated, Any
 
 import openai
 from openai.types.chat import ChatCompletion, ChatCompletionMessageParam
 from openai.types.shared_params import ResponseFormatJSONSchema
-from pydantic import BaseModel, ConfigDict, Field, ValidationError
+from pydantic import BaseModel, ConfigDict, Field, StringConstraints, ValidationError, field_validator
 
 from services.config import Settings
 from services.errors import ExtractionError
@@ -21,13 +21,25 @@ from services.prompts import DATA_END, DATA_START, EXTRACTION_SYSTEM_PROMPT
 class ExtractedMemory(BaseModel):
     """One memory as the model writes it; its constraints match MemoryDraft's."""
 
-    model_config = ConfigDict(extra="forbid", str_strip_whitespace=True)
+    model_config = ConfigDict(extra="forbid")
 
-    text: str = Field(min_length=1, max_length=1000, description="A short third-person statement.")
+    # Only the text is stripped: a message id may begin or end with a space, and is cited exactly.
+    text: Annotated[str, StringConstraints(strip_whitespace=True)] = Field(
+        min_length=1, max_length=1000, description="A short third-person statement."
+    )
     type: MemoryType
-    importance: float = Field(ge=0.0, le=1.0, description="0 trivial .. 1 essential.")
+    # Strict: the schema says number, and lax mode would take `true` or "0.5" for one.
+    importance: float = Field(ge=0.0, le=1.0, strict=True, description="0 trivial .. 1 essential.")
     source_message_ids: list[str] = Field(min_length=1, description="Ids of the messages it comes from.")
     occurred_at: datetime | None = Field(description="ISO 8601 date-time in UTC, or null.")
+
+    @field_validator("occurred_at", mode="before")
+    @classmethod
+    def _a_string_or_null(cls, value: object) -> object:
+        # Lax mode would read a number as a Unix time (123 -> 1970); strict mode would refuse a plain date.
+        if value is not None and not isinstance(value, str):
+            raise ValueError("must be an ISO 8601 string or null")
+        return value
 
 
 class ExtractionResult(BaseModel):
@@ -119,8 +131,7 @@ class OpenAIExtractor:
         """Memories of `conversation`; ExtractionError on any failure, never an empty list."""
         if not conversation.messages:
             raise ExtractionError("cannot extract memories from a conversation without messages")
-        result = parse_reply(self._complete(conversation))
-        return to_drafts(result, conversation)
+        return parse_memories(self._complete(conversation), conversation)
 
     def _complete(self, conversation: Conversation) -> str:
         try:
@@ -168,6 +179,11 @@ def reply_content(completion: ChatCompletion) -> str:
     return content
 
 
+def parse_memories(content: str, conversation: Conversation) -> list[MemoryDraft]:
+    """The drafts in a reply's JSON text, citing only `conversation`'s messages; else ExtractionError."""
+    return to_drafts(parse_reply(content), conversation)
+
+
 def parse_reply(content: str) -> ExtractionResult:
     """Validate the reply against ExtractionResult; errors name fields, never the user's text."""
     try:
@@ -194,6 +210,8 @@ def to_drafts(result: ExtractionResult, conversation: Conversation) -> list[Memo
         return [_draft(memory) for memory in result.memories]
     except ValidationError as exc:
         raise ExtractionError(f"a memory is not a valid MemoryDraft: {exc.error_count()} errors") from exc
+    except OverflowError as exc:  # an offset that moves a time past year 1 or 9999 when made UTC
+        raise ExtractionError("a memory's occurred_at is out of range in UTC") from exc
 
 
 def _draft(memory: ExtractedMemory) -> MemoryDraft:
