@@ -24,7 +24,9 @@ ID_PATTERN = r"^[^/\x00-\x1f\x7f-\x9f]{1,128}$"
 _ID_RE = re.compile(r"(?!\.\.?\Z)(?!__[\s\S]*__\Z)[^/\x00-\x1f\x7f-\x9f\ud800-\udfff]{1,128}")
 # The reserved names in JSON Schema terms, so that the published spec refuses what check_id refuses.
 ID_RESERVED_SCHEMA: dict[str, object] = {"not": {"anyOf": [{"enum": [".", ".."]}, {"pattern": r"^__[\s\S]*__$"}]}}
-_ID_RULE = f"1-{ID_MAX_LENGTH} characters of valid Unicode with no '/', no control characters, and not '.', '..' or '__...__'"
+_ID_RULE = (
+    f"1-{ID_MAX_LENGTH} characters of valid Unicode with no '/', no control characters, and not '.', '..' or '__...__'"
+)
 
 MESSAGE_MAX_CHARS = 8000
 
