@@ -3,6 +3,9 @@
 from __future__ import annotations
 
 import json
+import os
+import subprocess
+import sys
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -20,6 +23,7 @@ from tests.conftest import PROJECT, make_settings
 from tests.support.access import ADMIN_KEY, TRIGGER_SECRET, bearer, id_token, key_entries, key_of
 
 CHAR = "meher"
+REPO = Path(__file__).resolve().parents[2]
 
 
 def calls(user: str) -> dict[str, tuple[str, str, dict[str, Any]]]:
@@ -258,3 +262,11 @@ def test_a_body_over_the_limit_is_413_and_writes_nothing(
         assert container.store.count_unsynced(user_id, CHAR) == 0
         small = api.post(url, json={"role": "user", "text": "x" * 3000}, headers=bearer(ADMIN_KEY))
         assert small.status_code == 201
+
+
+def test_the_production_entry_point_refuses_a_public_interface_without_keys() -> None:
+    env = {k: v for k, v in os.environ.items() if not k.startswith("RECALL_")}
+    env.update({"HOST": "0.0.0.0", "PORT": "1"})
+    done = subprocess.run([sys.executable, "-m", "api"], cwd=REPO, env=env, capture_output=True, text=True, timeout=120)
+    assert done.returncode == 1
+    assert "refusing to serve on 0.0.0.0 without service keys" in done.stderr
