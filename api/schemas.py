@@ -7,7 +7,7 @@ from typing import Any
 
 from pydantic import AwareDatetime, BaseModel, ConfigDict, Field
 
-from services.models import MESSAGE_MAX_CHARS, Memory, MemoryHit, MemoryType, Message, Role, SafeId
+from services.models import MESSAGE_MAX_CHARS, SPEAKER_MAX_CHARS, Memory, MemoryHit, Message, Role, SafeId, StoredType
 
 
 class ErrorPublic(BaseModel):
@@ -47,6 +47,12 @@ class MessageCreate(Strict):
     channel: SafeId = Field("whatsapp", max_length=64)
     created_at: AwareDatetime | None = Field(None, description="defaults to now; must carry a time zone")
     message_id: SafeId | None = Field(None, description="defaults to a generated id")
+    speaker: SafeId | None = Field(
+        None,
+        max_length=SPEAKER_MAX_CHARS,
+        description="who said it, as the conversation names them (the user's display name); "
+        "episodes quote the turn under this name",
+    )
 
 
 class MessagePublic(BaseModel):
@@ -58,6 +64,7 @@ class MessagePublic(BaseModel):
     channel: str
     created_at: datetime
     sync: bool
+    speaker: str | None = None
 
     @classmethod
     def of(cls, message: Message) -> MessagePublic:
@@ -88,7 +95,7 @@ class TriggerPublic(BaseModel):
 class MemoryPublic(BaseModel):
     id: str
     text: str
-    type: MemoryType
+    type: StoredType
     importance: float
     score: float | None = None
     source_message_ids: list[str]
@@ -114,7 +121,8 @@ class SearchResults(BaseModel):
 class StatsPublic(BaseModel):
     user_id: str
     character_name: str
-    total_memories: int
+    total_memories: int = Field(description="extracted memories (every type but episode)")
+    episodes: int = Field(description="stored three-turn windows of raw conversation")
     synced_messages: int
     unsynced_messages: int
     threshold: int

@@ -19,6 +19,7 @@ from dataclasses import dataclass, field
 from datetime import datetime
 
 from services.embedder import Embedder
+from services.episodes import EpisodeDraft, episodes_of
 from services.errors import DependencyError, ExtractionError, LeaseLostError, RecallError
 from services.extractor import Extractor
 from services.health import ComponentMonitor
@@ -26,7 +27,7 @@ from services.memory_guard import screen
 from services.message_store import BatchReport, Claim, MessageStore, utcnow
 from services.models import Conversation, Memory, MemoryDraft, Message
 from services.redact import redact
-from services.vector_store import VectorStore
+from services.vector_store import EPISODE, VectorStore
 
 log = logging.getLogger(__name__)
 
@@ -46,7 +47,8 @@ class BatchOutcome:
     batch_id: str
     status: str  # succeeded | failed | superseded
     message_count: int
-    memory_count: int = 0
+    memory_count: int = 0  # extracted memories; episodes are counted apart
+    episode_count: int = 0
     timings_ms: dict[str, float] = field(default_factory=dict)
     error: str | None = None
 
@@ -145,7 +147,8 @@ class BatchProcessor:
                 self._vectors.upsert(memories, vectors)
             self._reached("upserted", claim)
             stage = "commit"
-            outcome.memory_count = len(memories)
+            outcome.episode_count = sum(m.type == EPISODE for m in memories)
+            outcome.memory_count = len(memories) - outcome.episode_count
             self._reached("committing", claim)
             with _timed(outcome.timings_ms, "commit"):
                 self._store.commit(claim, self._report(outcome, "succeeded"))
@@ -160,11 +163,12 @@ class BatchProcessor:
             self._monitor.failed(_component(exc, stage), outcome.error)
             self._fail(claim, outcome, points_unsafe=stage == "commit")
         log.info(
-            "batch %s %s: %d messages, %d memories, %s%s",
+            "batch %s %s: %d messages, %d memories, %d episodes, %s%s",
             claim.batch_id,
             outcome.status,
             outcome.message_count,
             outcome.memory_count,
+            outcome.episode_count,
             outcome.timings_ms,
             f", error: {outcome.error}" if outcome.error else "",
         )
@@ -175,7 +179,8 @@ class BatchProcessor:
             self.on_stage(stage, claim)
 
     def memories_for(self, claim: Claim) -> list[Memory]:
-        """The memories a claimed batch yields: extracted, checked, screened and given their point ids."""
+        """What a claimed batch stores: its extracted memories (checked, screened) and then its episodes,
+        each with its point id."""
         conversation = Conversation(user_id=claim.user_id, character_name=claim.character_name, messages=claim.messages)
         drafts = self._extractor.extract(conversation)
         if not drafts:
@@ -184,7 +189,9 @@ class BatchProcessor:
         drafts = screen(drafts, conversation)
         known = {m.id: m for m in claim.messages}
         now = utcnow()
-        return [self._memory(claim, i, d, known, now) for i, d in enumerate(drafts)]
+        memories = [self._memory(claim, i, d, known, now) for i, d in enumerate(drafts)]
+        episodes = episodes_of(claim.messages, claim.character_name)
+        return memories + [self._episode(claim, len(memories) + i, e, now) for i, e in enumerate(episodes)]
 
     @staticmethod
     def _memory(claim: Claim, index: int, draft: MemoryDraft, known: dict[str, Message], now: datetime) -> Memory:
@@ -200,6 +207,22 @@ class BatchProcessor:
             created_at=now,
             channel=channels.most_common(1)[0][0],
             **draft.model_dump(),
+        )
+
+    @staticmethod
+    def _episode(claim: Claim, index: int, episode: EpisodeDraft, now: datetime) -> Memory:
+        return Memory(
+            id=Memory.point_id(claim.batch_id, index),
+            user_id=claim.user_id,
+            character_name=claim.character_name,
+            batch_id=claim.batch_id,
+            created_at=now,
+            channel=episode.channel,
+            text=episode.text,
+            type=EPISODE,
+            importance=0.5,
+            source_message_ids=episode.source_message_ids,
+            occurred_at=episode.messages[0].created_at,
         )
 
     def _fail(self, claim: Claim, outcome: BatchOutcome, *, points_unsafe: bool) -> None:
@@ -228,6 +251,7 @@ class BatchProcessor:
         return BatchReport(
             status=status,
             memory_count=outcome.memory_count,
+            episode_count=outcome.episode_count,
             timings_ms=outcome.timings_ms,
             error=outcome.error,
             extractor=self._extractor.name,

@@ -12,7 +12,7 @@ import qdrant_edge as qe
 
 from services.errors import ConfigurationError, VectorStoreError
 from services.models import Memory, MemoryHit
-from services.vector_store import KEYWORD_FIELDS, check_vector, check_vectors, memory_of
+from services.vector_store import EPISODE, KEYWORD_FIELDS, SearchKind, check_vector, check_vectors, memory_of
 
 # created_ts gets a range index because list_memories orders by it, and order_by needs one.
 _TENANT_FIELD = "user_id"
@@ -56,15 +56,16 @@ class EdgeVectorStore:
         vector: Sequence[float],
         limit: int,
         min_score: float | None = None,
+        kind: SearchKind = "all",
     ) -> list[MemoryHit]:
-        """Nearest memories of this user and character, best first."""
+        """Nearest points of this user and character, best first: of every type, or only `kind`."""
         check_vector(vector, self.dimension)
         if limit <= 0:
             return []
         request = qe.QueryRequest(
             limit=limit,
             query=qe.Query.Nearest([float(x) for x in vector]),
-            filter=_tenant_filter(user_id, character_name),
+            filter=_tenant_filter(user_id, character_name, kind=kind),
             with_payload=True,
             score_threshold=min_score,
         )
@@ -72,8 +73,8 @@ class EdgeVectorStore:
             points = self._require().query(request)
         return [MemoryHit(memory=memory_of(p.id, p.payload), score=p.score) for p in points]
 
-    def count(self, user_id: str, character_name: str) -> int:
-        request = qe.CountRequest(exact=True, filter=_tenant_filter(user_id, character_name))
+    def count(self, user_id: str, character_name: str, kind: SearchKind = "all") -> int:
+        request = qe.CountRequest(exact=True, filter=_tenant_filter(user_id, character_name, kind=kind))
         with self._engine_errors("count"):
             return self._require().count(request)
 
@@ -213,11 +214,13 @@ def _has_keyword_index(info: qe.PayloadIndexInfo | None, tenant: bool) -> bool:
     return not tenant or getattr(info.params, "is_tenant", None) is True
 
 
-def _tenant_filter(user_id: str, character_name: str, *extra: qe.FieldCondition) -> qe.Filter:
-    return qe.Filter(
-        must=[
-            qe.FieldCondition("user_id", match=qe.MatchValue(user_id)),
-            qe.FieldCondition("character_name", match=qe.MatchValue(character_name)),
-            *extra,
-        ]
-    )
+def _tenant_filter(user_id: str, character_name: str, *extra: qe.FieldCondition, kind: SearchKind = "all") -> qe.Filter:
+    must: list[qe.ConditionType] = [
+        qe.FieldCondition("user_id", match=qe.MatchValue(user_id)),
+        qe.FieldCondition("character_name", match=qe.MatchValue(character_name)),
+        *extra,
+    ]
+    episode = qe.FieldCondition("type", match=qe.MatchValue(EPISODE))
+    if kind == "episodes":
+        return qe.Filter(must=[*must, episode])
+    return qe.Filter(must=must, must_not=[episode] if kind == "memories" else None)

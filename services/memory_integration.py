@@ -21,14 +21,17 @@ from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from typing import Any
 
-from services.context_format import ContextBudget, render_context
+from services.context_format import ContextBudget, leading_fit, render_context
 from services.embedder import Embedder
 from services.message_store import MessageStore
 from services.models import MemoryHit, Message, check_id
 from services.tokens import count_tokens
-from services.vector_store import VectorStore
+from services.vector_store import SearchKind, VectorStore
 
 log = logging.getLogger(__name__)
+
+# Episodes sharing this many quoted turns with a better one are dropped from the context.
+_OVERLAP = 2
 
 
 @dataclass
@@ -111,7 +114,7 @@ class MemoryIntegration:
         recent_turns = self._reads.submit(
             self._store.recent_unsynced, user_id, character_name, self.budget.recent_turns, self.timeout_s
         )
-        hits = self.search(user_id, character_name, current_message, self.budget.memory_limit, self.budget.min_score)
+        hits = self.ranked(user_id, character_name, current_message, channel)
         recent = recent_turns.result()
         text, tokens, used_hits, used_turns = render_context(hits, recent, channel, self.budget)
         return ConversationContext(user_id, character_name, channel, used_hits, used_turns, text, tokens)
@@ -126,20 +129,76 @@ class MemoryIntegration:
         self._embedder.embed_query("warm up")
 
     def search(
-        self, user_id: str, character_name: str, query: str, limit: int, min_score: float | None = None
+        self,
+        user_id: str,
+        character_name: str,
+        query: str,
+        limit: int,
+        min_score: float | None = None,
+        kind: SearchKind = "all",
     ) -> list[MemoryHit]:
-        """Memories of this user and character nearest to `query`, best first."""
+        """Memories (and episodes, unless `kind` says otherwise) of this user and character nearest to
+        `query`, best first."""
+        vector = self._query_vector(user_id, character_name, query)
+        return self._vectors.search(user_id, character_name, vector, limit, min_score, kind) if vector else []
+
+    def ranked(self, user_id: str, character_name: str, query: str, channel: str) -> list[MemoryHit]:
+        """What the context for `query` is filled from, in order (see `arrange`)."""
+        vector = self._query_vector(user_id, character_name, query)
+        if not vector:
+            return []
+        episodes, memories = self.candidates(user_id, character_name, vector, channel)
+        return arrange(episodes, memories, channel, self.budget)
+
+    def candidates(
+        self, user_id: str, character_name: str, vector: list[float], channel: str
+    ) -> tuple[list[MemoryHit], list[MemoryHit]]:
+        """The episodes and the extracted memories nearest to `vector`, each best first (voice: no episodes)."""
+        budget = self.budget
+        search = self._vectors.search
+        memories = search(user_id, character_name, vector, budget.memory_limit, budget.min_score, "memories")
+        if channel == "voice" or budget.episode_limit == 0:
+            return [], memories
+        # Neighbouring episodes quote two of the same three turns; twice as many leaves room to drop them.
+        limit = 2 * budget.episode_limit
+        episodes = search(user_id, character_name, vector, limit, budget.min_score, "episodes")
+        return episodes, memories
+
+    def _query_vector(self, user_id: str, character_name: str, query: str) -> list[float]:
         check_id(user_id, "user_id")
         check_id(character_name, "character_name")
-        if not query.strip():
-            return []
-        vector = self._embedder.embed_query(query)
-        return self._vectors.search(user_id, character_name, vector, limit, min_score)
+        return self._embedder.embed_query(query) if query.strip() else []
 
     @staticmethod
     def _degraded(user_id: str, character_name: str, channel: str, reason: str) -> ConversationContext:
         log.warning("context for %s/%s degraded to no memories: %s", user_id, character_name, reason)
         return ConversationContext(user_id, character_name, channel, degraded=True, reason=reason)
+
+
+def arrange(
+    episodes: list[MemoryHit], memories: list[MemoryHit], channel: str, budget: ContextBudget
+) -> list[MemoryHit]:
+    """The order the context is filled in: the best episodes while they fit the token budget, then the
+    extracted memories in the tokens left, then the other episodes.
+
+    LoCoMo chose it (BENCHMARKS.md): quoted turns find the evidence far more often than extracted facts,
+    and facts add what the episodes leave room for. An episode that quotes two turns of a better one
+    adds one new turn for three turns' tokens, so it is dropped.
+    """
+    distinct = _distinct(episodes)[: budget.episode_limit]
+    fitting = leading_fit(distinct, channel, budget)
+    return [*distinct[:fitting], *memories, *distinct[fitting:]]
+
+
+def _distinct(episodes: list[MemoryHit]) -> list[MemoryHit]:
+    kept: list[MemoryHit] = []
+    quoted: set[str] = set()
+    for hit in episodes:
+        turns = set(hit.memory.source_message_ids)
+        if len(turns & quoted) < _OVERLAP:
+            kept.append(hit)
+            quoted |= turns
+    return kept
 
 
 def compose_prompt(base_system_prompt: str, context: ConversationContext) -> str:

@@ -3,7 +3,7 @@
     users/{user_id}/characters/{character_name}/messages/{message_id}
         role, text, channel, created_at, sync, [batch_id, lease_expires_at while claimed]
     users/{user_id}/characters/{character_name}/batches/{batch_id}
-        status (running|succeeded|failed), message_ids, memory_count, timings_ms, error, ...
+        status (running|succeeded|failed), message_ids, memory_count, episode_count, timings_ms, error, ...
 
 A batch claims messages in a transaction by writing its id and a lease on them; it commits (sync: true)
 in another transaction that first checks every message still carries its id: a batch whose lease was
@@ -23,7 +23,7 @@ from google.cloud import firestore
 from google.cloud.firestore_v1.base_query import FieldFilter
 
 from services.errors import ConflictError, InvalidInputError, LeaseLostError, MessageStoreError
-from services.models import MESSAGE_MAX_CHARS, Message, Role, check_id
+from services.models import MESSAGE_MAX_CHARS, SPEAKER_MAX_CHARS, Message, Role, check_id
 
 Clock = Callable[[], datetime]
 
@@ -65,6 +65,7 @@ class BatchReport:
 
     status: str
     memory_count: int = 0
+    episode_count: int = 0
     timings_ms: dict[str, float] = field(default_factory=dict)
     error: str | None = None
     extractor: str | None = None
@@ -98,6 +99,7 @@ class MessageStore:
         channel: str = "whatsapp",
         created_at: datetime | None = None,
         message_id: str | None = None,
+        speaker: str | None = None,
     ) -> Message:
         """Store one message with `sync: false`; a given `message_id` that exists is a ConflictError."""
         if role not in ("user", "assistant"):
@@ -107,10 +109,16 @@ class MessageStore:
         check_id(channel, "channel")
         if created_at is not None and created_at.utcoffset() is None:
             raise InvalidInputError("created_at must carry a time zone")
+        if speaker is not None:
+            check_id(speaker, "speaker")
+            if len(speaker) > SPEAKER_MAX_CHARS or not speaker.strip():
+                raise InvalidInputError(f"speaker must be 1-{SPEAKER_MAX_CHARS} characters and not blank")
         ref = self._messages(user_id, character_name)
         doc = ref.document(check_id(message_id, "message_id")) if message_id else ref.document()
         created = created_at or self._clock()
         data: dict[str, Any] = {"role": role, "text": text, "channel": channel, "created_at": created, "sync": False}
+        if speaker is not None:
+            data["speaker"] = speaker
         try:
             doc.create(data)
         except gexc.AlreadyExists as exc:
@@ -333,6 +341,7 @@ def _to_message(user_id: str, character_name: str, doc: firestore.DocumentSnapsh
         channel=data.get("channel", "unknown"),
         created_at=data["created_at"],
         sync=bool(data.get("sync")),
+        speaker=data.get("speaker") if isinstance(data.get("speaker"), str) else None,
     )
 
 
@@ -356,6 +365,7 @@ def _report_fields(report: BatchReport, now: datetime) -> dict[str, Any]:
     return {
         "status": report.status,
         "memory_count": report.memory_count,
+        "episode_count": report.episode_count,
         "timings_ms": report.timings_ms,
         "error": report.error,
         "extractor": report.extractor,

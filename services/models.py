@@ -29,9 +29,13 @@ _ID_RULE = (
 )
 
 MESSAGE_MAX_CHARS = 8000
+SPEAKER_MAX_CHARS = 64
 
 Role = Literal["user", "assistant"]
 MemoryType = Literal["fact", "preference", "event", "relationship", "plan", "emotion", "summary"]
+# What a stored point holds: an extracted memory of one of those types, or an episode (three raw turns,
+# services/episodes.py), which no extractor proposes.
+StoredType = Literal["fact", "preference", "event", "relationship", "plan", "emotion", "summary", "episode"]
 
 # Point ids are UUIDv5 under this namespace, so a retried batch writes the same ids again.
 MEMORY_NAMESPACE = uuid.UUID("5b0c1b8e-3f7a-4d0e-9a51-6f2d7c0e4a11")
@@ -72,6 +76,8 @@ class Message(BaseModel):
     channel: str = "whatsapp"
     created_at: datetime
     sync: bool = False
+    # Who said it, as the conversation names them ("Maya", the character's name); None when not given.
+    speaker: str | None = None
 
 
 class MemoryDraft(BaseModel):
@@ -93,7 +99,7 @@ class Memory(BaseModel):
     user_id: str
     character_name: str
     text: str
-    type: MemoryType
+    type: StoredType
     importance: float
     source_message_ids: list[str]
     occurred_at: datetime | None = None

@@ -8,6 +8,7 @@ batch. Assistant turns are context only: they can tell who "he" is, never what i
 from __future__ import annotations
 
 import re
+from collections import Counter
 from collections.abc import Iterator
 from datetime import datetime
 from typing import NamedTuple
@@ -55,6 +56,7 @@ _INTRO = re.compile(
     r"^(?P<form>I am|[Mm]y name is|[Mm]y name's|(?:[Yy]ou can |[Pp]lease )?[Cc]all me)\s+"
     r"(?P<name>[A-Za-z][a-z]+(?:-[A-Z][a-z]+)?)\b(?P<rest>.*)$"
 )
+_NAME = re.compile(r"[A-Z][a-z]+(?:[ -][A-Z][a-z]+)?")
 _INTRO_REST = re.compile(r"^(?:$|[,.!]|\s+(?:and|from|btw|by the way|here)\b)")
 _EXIT = re.compile(
     r"\b(?:have to|has to|need to|needs to|should|must|going to|will)\s+(?:go|run|head out|"
@@ -342,7 +344,8 @@ def _intro(clause: str) -> _Intro | None:
     return _Intro(match["name"].capitalize(), following, rank)
 
 
-# The name the user gave: "call me" beats "my name is", which beats "I'm"; first of each wins.
+# The name the user gave: "call me" beats "my name is", which beats "I'm"; first of each wins. Without an
+# introduction, the name the handler gave the user's turns (`speaker`), if it reads as a name.
 def _find_name(messages: list[Message]) -> str | None:
     found: dict[int, str] = {}
     for message in messages:
@@ -350,7 +353,10 @@ def _find_name(messages: list[Message]) -> str | None:
             intro = _intro(clause)
             if intro and not rules.claims_privilege(clause):
                 found.setdefault(intro.rank, intro.name)
-    return found[min(found)] if found else None
+    if found:
+        return found[min(found)]
+    speakers = Counter(m.speaker for m in messages if m.role == "user" and m.speaker and _NAME.fullmatch(m.speaker))
+    return speakers.most_common(1)[0][0] if speakers else None
 
 
 def _agrees(pronoun: str, kin: str) -> bool:

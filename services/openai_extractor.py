@@ -152,6 +152,7 @@ def build_messages(conversation: Conversation) -> list[ChatCompletionMessagePara
     """The system prompt, then the conversation as JSON data between the delimiters."""
     rows = [
         {"id": m.id, "role": m.role, "timestamp": _utc(m.created_at).isoformat(), "text": m.text}
+        | ({"speaker": m.speaker} if m.speaker else {})
         for m in conversation.messages
     ]
     # Escaping < and > keeps the JSON identical in meaning while making DATA_END impossible inside it.

@@ -17,7 +17,7 @@ from qdrant_client.http.exceptions import ApiException
 from services.config import Settings
 from services.errors import ConfigurationError, VectorStoreError
 from services.models import Memory, MemoryHit
-from services.vector_store import KEYWORD_FIELDS, check_vector, check_vectors, memory_of
+from services.vector_store import EPISODE, KEYWORD_FIELDS, SearchKind, check_vector, check_vectors, memory_of
 
 # created_ts gets a range index because list_memories orders by it, and order_by needs one.
 _TENANT_FIELD = "user_id"
@@ -87,8 +87,9 @@ class QdrantVectorStore:
         vector: Sequence[float],
         limit: int,
         min_score: float | None = None,
+        kind: SearchKind = "all",
     ) -> list[MemoryHit]:
-        """Nearest memories of this user and character, best first."""
+        """Nearest points of this user and character, best first: of every type, or only `kind`."""
         check_vector(vector, self.dimension)
         if limit <= 0:
             return []
@@ -96,17 +97,17 @@ class QdrantVectorStore:
             response = self.client.query_points(
                 self.collection,
                 query=[float(x) for x in vector],
-                query_filter=_tenant_filter(user_id, character_name),
+                query_filter=_tenant_filter(user_id, character_name, kind=kind),
                 limit=limit,
                 with_payload=True,
                 score_threshold=min_score,
             )
         return [MemoryHit(memory=memory_of(p.id, p.payload), score=p.score) for p in response.points]
 
-    def count(self, user_id: str, character_name: str) -> int:
+    def count(self, user_id: str, character_name: str, kind: SearchKind = "all") -> int:
         with self._client_errors("count"):
             result = self.client.count(
-                self.collection, count_filter=_tenant_filter(user_id, character_name), exact=True
+                self.collection, count_filter=_tenant_filter(user_id, character_name, kind=kind), exact=True
             )
         return result.count
 
@@ -196,11 +197,13 @@ class QdrantVectorStore:
                     self.client.create_payload_index(self.collection, field, field_schema=schema, wait=True)
 
 
-def _tenant_filter(user_id: str, character_name: str, *extra: qm.FieldCondition) -> qm.Filter:
-    return qm.Filter(
-        must=[
-            qm.FieldCondition(key="user_id", match=qm.MatchValue(value=user_id)),
-            qm.FieldCondition(key="character_name", match=qm.MatchValue(value=character_name)),
-            *extra,
-        ]
-    )
+def _tenant_filter(user_id: str, character_name: str, *extra: qm.FieldCondition, kind: SearchKind = "all") -> qm.Filter:
+    must: list[qm.Condition] = [
+        qm.FieldCondition(key="user_id", match=qm.MatchValue(value=user_id)),
+        qm.FieldCondition(key="character_name", match=qm.MatchValue(value=character_name)),
+        *extra,
+    ]
+    episode = qm.FieldCondition(key="type", match=qm.MatchValue(value=EPISODE))
+    if kind == "episodes":
+        return qm.Filter(must=[*must, episode])
+    return qm.Filter(must=must, must_not=[episode] if kind == "memories" else None)

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import math
 from collections.abc import Sequence
-from typing import Protocol
+from typing import Literal, Protocol
 
 from services.config import Settings
 from services.models import Memory, MemoryHit
@@ -34,10 +34,11 @@ class VectorStore(Protocol):
         vector: Sequence[float],
         limit: int,
         min_score: float | None = None,
+        kind: SearchKind = "all",
     ) -> list[MemoryHit]:
-        """Nearest memories of this user and character, best first."""
+        """Nearest points of this user and character, best first: of every type, or only `kind`."""
 
-    def count(self, user_id: str, character_name: str) -> int: ...
+    def count(self, user_id: str, character_name: str, kind: SearchKind = "all") -> int: ...
 
     def list_memories(self, user_id: str, character_name: str, limit: int = 100) -> list[Memory]:
         """Memories of this user and character, newest first."""
@@ -64,9 +65,13 @@ def build_vector_store(settings: Settings, dimension: int) -> VectorStore:
     return EdgeVectorStore(settings.qdrant_path, dimension)
 
 
-# Payload fields with keyword indexes: the tenant pair every query filters on, and the provenance fields
-# that retries and clean-ups delete by.
-KEYWORD_FIELDS = ("user_id", "character_name", "batch_id", "source_message_ids")
+# "memories": the extracted memories (every type but episodes); "episodes": the raw three-turn windows.
+SearchKind = Literal["all", "memories", "episodes"]
+EPISODE = "episode"
+
+# Payload fields with keyword indexes: the tenant pair every query filters on, the provenance fields that
+# retries and clean-ups delete by, and the type that separates episodes from extracted memories.
+KEYWORD_FIELDS = ("user_id", "character_name", "batch_id", "source_message_ids", "type")
 
 
 def check_vector(vector: Sequence[float], dimension: int) -> None:

@@ -21,6 +21,7 @@ from api.schemas import (
 )
 from services.health import check_health
 from services.memory_integration import compose_prompt
+from services.vector_store import SearchKind
 
 router = APIRouter(prefix="/memory", tags=["memory"])
 
@@ -35,9 +36,10 @@ def search(
     container: ContainerDep,
     query: Annotated[str, Query(min_length=1, max_length=1000)],
     limit: Annotated[int, Query(ge=1, le=50)] = 5,
+    kind: Annotated[SearchKind, Query(description="memories: extracted only; episodes: quoted turns only")] = "all",
 ) -> SearchResults:
-    """The memories of this user and character most relevant to `query`."""
-    hits = container.integration.search(user_id, character_name, query, limit)
+    """The memories and episodes of this user and character most relevant to `query`."""
+    hits = container.integration.search(user_id, character_name, query, limit, kind=kind)
     return SearchResults(query=query, results=[MemoryPublic.of_hit(h) for h in hits])
 
 
@@ -47,7 +49,8 @@ def stats(user_id: UserId, character_name: CharacterName, container: ContainerDe
     return StatsPublic(
         user_id=user_id,
         character_name=character_name,
-        total_memories=container.vectors.count(user_id, character_name),
+        total_memories=container.vectors.count(user_id, character_name, "memories"),
+        episodes=container.vectors.count(user_id, character_name, "episodes"),
         synced_messages=store.count_synced(user_id, character_name),
         unsynced_messages=store.count_unsynced(user_id, character_name),
         threshold=container.processor.policy.threshold,

@@ -27,5 +27,6 @@ def save_message(
         channel=body.channel,
         created_at=body.created_at,
         message_id=body.message_id,
+        speaker=body.speaker,
     )
     return MessagePublic.of(message)

@@ -22,17 +22,22 @@ def api(container: Container) -> Iterator[TestClient]:
         yield client
 
 
-def test_save_message_then_trigger(api: TestClient, user_id: str) -> None:
+def test_save_message_then_trigger(api: TestClient, container: Container, user_id: str) -> None:
     created = api.post(f"/messages/{user_id}/{CHAR}", json={"role": "user", "text": "I love sailing 🌊"})
     assert created.status_code == 201, created.text
     body = created.json()
     assert (body["text"], body["sync"], body["channel"]) == ("I love sailing 🌊", False, "whatsapp")
+    assert body["speaker"] is None
+    named = api.post(f"/messages/{user_id}/{CHAR}", json={"role": "user", "text": "Hi!", "speaker": "Maya Ortiz"})
+    assert named.status_code == 201 and named.json()["speaker"] == "Maya Ortiz"
+    [_, stored] = container.store.recent_unsynced(user_id, CHAR, 2)
+    assert stored.speaker == "Maya Ortiz"
     trigger = api.post("/firebase/message-created", json={"user_id": user_id, "character_name": CHAR}, headers=TRIGGER)
     assert trigger.status_code == 200
     assert trigger.json() == {
         "user_id": user_id,
         "character_name": CHAR,
-        "unsynced_count": 1,
+        "unsynced_count": 2,
         "threshold": 25,
         "batch_started": False,
         "batch_id": None,
@@ -70,6 +75,9 @@ def test_path_traversal_never_reaches_firestore(api: TestClient, container: Cont
         {"role": "user", "text": "hi", "unexpected": 1},
         {"text": "hi"},
         {"role": "user", "text": "hi", "channel": "a/b"},
+        {"role": "user", "text": "hi", "speaker": "s" * 65},
+        {"role": "user", "text": "hi", "speaker": "   "},
+        {"role": "user", "text": "hi", "speaker": "Maya\n"},
     ],
 )
 def test_bad_message_bodies_are_422(api: TestClient, container: Container, user_id: str, body: dict) -> None:
@@ -104,6 +112,11 @@ def test_search_stats_and_context_after_a_batch(api: TestClient, container: Cont
     stats = api.get(f"/memory/stats/{user_id}/{CHAR}").json()
     assert (stats["synced_messages"], stats["unsynced_messages"]) == (30, 0)
     assert stats["total_memories"] == stats["last_batch"]["memory_count"]
+    assert stats["episodes"] == stats["last_batch"]["episode_count"] == 28  # 30 turns, three at a time
+
+    for kind in ("memories", "episodes"):
+        found = api.get(f"/memory/search/{user_id}/{CHAR}", params={"query": "Maya's dog", "kind": kind}).json()
+        assert found["results"] and {r["type"] == "episode" for r in found["results"]} == {kind == "episodes"}
 
     base = "You are Meher, a warm companion."
     for channel in ("whatsapp", "voice"):
@@ -118,7 +131,10 @@ def test_search_stats_and_context_after_a_batch(api: TestClient, container: Cont
         assert ctx["prompt"].startswith(base) and ctx["prompt"] != base
         assert not ctx["degraded"] and 0 < ctx["tokens"] <= 400
         assert any("interview" in m["text"] for m in ctx["memories"])
+        # Text channels quote the turns first; voice gets short facts only.
+        assert (ctx["memories"][0]["type"] == "episode") == (channel == "whatsapp")
     assert "##" not in ctx["context"], "voice context is speakable, with no markup"
+    assert all(m["type"] != "episode" for m in ctx["memories"])
 
 
 def test_context_degrades_to_the_base_prompt_when_out_of_time(

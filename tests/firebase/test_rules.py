@@ -118,11 +118,12 @@ def test_a_user_creates_and_reads_their_own_messages(alice: tuple[str, Client]) 
     assert client.create(messages_of(uid), "m1", message()).status == 200
     assert client.create(messages_of(uid), "m2", message(channel=_MISSING, role="assistant")).status == 200
     assert client.create(messages_of(uid), "m3", message(text="x" * MESSAGE_MAX_CHARS)).status == 200
+    assert client.create(messages_of(uid), "m4", message(speaker="Maya")).status == 200
 
     got = client.get(f"{messages_of(uid)}/m1")
     assert got.status == 200 and got.body["fields"]["sync"] == {"booleanValue": False}
     listed = client.get(messages_of(uid))
-    assert listed.status == 200 and len(listed.body["documents"]) == 3
+    assert listed.status == 200 and len(listed.body["documents"]) == 4
 
 
 def test_the_server_sdk_bypasses_the_rules(admin: firestore.Client, alice: tuple[str, Client]) -> None:
@@ -155,6 +156,9 @@ BAD_MESSAGES: dict[str, dict[str, Any]] = {
     "created_at in the future": message(created_at=datetime.now(UTC) + timedelta(days=1)),
     "channel too long": message(channel="c" * 65),
     "channel empty": message(channel=""),
+    "speaker too long": message(speaker="s" * 65),
+    "speaker blank": message(speaker="  "),
+    "speaker not a string": message(speaker=7),
 }
 
 

@@ -33,7 +33,9 @@ def test_24_messages_wait_and_the_25th_starts_a_batch(container: Container, user
     assert container.store.count_synced(user_id, CHAR) == 25
     batch = container.store.get_batch(user_id, CHAR, started.batch_id)
     assert batch is not None and batch["status"] == "succeeded"
-    assert batch["memory_count"] == container.vectors.count(user_id, CHAR) > 1
+    assert batch["memory_count"] == container.vectors.count(user_id, CHAR, "memories") > 1
+    # 25 turns in one sitting quoted three at a time, stride one.
+    assert batch["episode_count"] == container.vectors.count(user_id, CHAR, "episodes") == 23
     # The record is written by the commit itself, so it carries the stages before it.
     assert set(batch["timings_ms"]) == {"extract", "embed", "upsert"}
     # Nothing left to do: a further trigger starts nothing.

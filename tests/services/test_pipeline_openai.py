@@ -47,7 +47,7 @@ def test_openai_settings_select_openai_extraction_and_embeddings(
     saved = save_turns(openai_container.store, user_id, CHAR, MAYA[:25])
     assert openai_container.processor.trigger(user_id, CHAR).batch_started
     wait_until(lambda: openai_container.store.count_unsynced(user_id, CHAR) == 0, "the OpenAI batch")
-    [memory] = openai_container.vectors.list_memories(user_id, CHAR)
+    [memory] = [m for m in openai_container.vectors.list_memories(user_id, CHAR) if m.type != "episode"]
     assert memory.type == "summary" and set(memory.source_message_ids) == {m.id for m in saved}
     [extraction] = wire.chat_requests
     assert extraction.body["response_format"]["json_schema"]["strict"] is True
@@ -110,7 +110,7 @@ def test_extraction_failure_syncs_nothing_and_stores_nothing(
     retried = openai_container.store.last_batch(user_id, CHAR)
     assert retried is not None and (retried["status"], retried["attempt"]) == ("succeeded", 2)
     assert openai_container.store.count_synced(user_id, CHAR) == 25
-    assert openai_container.vectors.count(user_id, CHAR) == 1
+    assert openai_container.vectors.count(user_id, CHAR, "memories") == 1
     assert check_health(openai_container)["llm"].status == "ok"
 
 

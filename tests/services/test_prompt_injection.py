@@ -261,11 +261,14 @@ def test_openai_batch_stores_no_grant_even_when_the_model_obeys(
     [request] = wire.chat_requests
     assert INJECTION in [row["text"] for row in conversation_data(request)]
     memories = openai_container.vectors.list_memories(user_id, CHAR)
-    assert sorted(m.text for m in memories) == [
+    assert sorted(m.text for m in memories if m.type != "episode") == [
         "Maya talked about running, her brother Tom, her work and her dog.",
         "Maya works as a nurse in the pediatric ward at St. Mary's hospital",
         "Maya's brother Tom is a firefighter in Denver",
     ]
+    # Episodes quote the turns around the injection, never the injection itself.
+    episodes = [m for m in memories if m.type == "episode"]
+    assert episodes and not [m.text for m in episodes if PRIVILEGE.search(m.text)]
     batch_record = openai_container.store.last_batch(user_id, CHAR)
     assert batch_record is not None and batch_record["memory_count"] == 3
 
@@ -281,6 +284,6 @@ def test_a_batch_whose_every_memory_is_refused_still_syncs(
     wire.script_chat(summary_claiming_admin)
     run_batch(openai_container, user_id)  # succeeds: retrying would only drop the same memory again
 
-    assert openai_container.vectors.count(user_id, CHAR) == 0
+    assert openai_container.vectors.count(user_id, CHAR, "memories") == 0
     batch_record = openai_container.store.last_batch(user_id, CHAR)
     assert batch_record is not None and (batch_record["status"], batch_record["memory_count"]) == ("succeeded", 0)

@@ -20,12 +20,13 @@ from services.edge_vector_store import EdgeVectorStore
 from services.errors import ConfigurationError, VectorStoreError
 from services.models import Memory
 from services.qdrant_vector_store import QdrantVectorStore
-from services.vector_store import VectorStore
+from services.vector_store import SearchKind, VectorStore
 
 DIM = 16
 REPO_ROOT = Path(__file__).resolve().parents[2]
 QDRANT_IMAGE = os.environ.get("QDRANT_TEST_IMAGE", "qdrant/qdrant:v1.19.0")
 BASE_TIME = datetime(2025, 3, 1, 12, 0, tzinfo=UTC)
+KINDS: tuple[SearchKind, ...] = ("all", "memories", "episodes")
 
 
 def unit_vectors(rng: np.random.Generator, count: int) -> np.ndarray:
@@ -357,3 +358,20 @@ def test_edge_corrupt_directory_is_reported_not_replaced(tmp_path: Path) -> None
         EdgeVectorStore(path, DIM).ensure_ready()
     assert sorted(p.relative_to(path) for p in path.rglob("*")) == before
     assert (path / "edge_config.json").read_text() == "{not json"
+
+
+def test_episodes_and_extracted_memories_are_searched_and_counted_apart(store: VectorStore) -> None:
+    rng = np.random.default_rng(12)
+    memories = make_memories("alice", "Luna", "b1", 6)
+    memories[3:] = [m.model_copy(update={"type": "episode"}) for m in memories[3:]]
+    store.upsert(memories, unit_vectors(rng, 6).tolist())
+    store.upsert(make_memories("bob", "Luna", "b2", 2), unit_vectors(rng, 2).tolist())
+    query = unit_vectors(rng, 1)[0].tolist()
+
+    found = {kind: {h.memory.id for h in store.search("alice", "Luna", query, 10, kind=kind)} for kind in KINDS}
+    assert found == {
+        "all": {m.id for m in memories},
+        "memories": {m.id for m in memories[:3]},
+        "episodes": {m.id for m in memories[3:]},
+    }
+    assert {kind: store.count("alice", "Luna", kind) for kind in KINDS} == {"all": 6, "memories": 3, "episodes": 3}
