@@ -47,7 +47,7 @@ from services.edge_vector_store import EdgeVectorStore
 from services.embedder import LocalEmbedder
 from services.memory_integration import MemoryIntegration
 from services.message_store import MessageStore
-from services.models import Memory, MemoryType
+from services.models import Memory, MemoryType, StoredType
 from services.qdrant_vector_store import QdrantVectorStore
 from services.vector_store import VectorStore
 
@@ -119,6 +119,8 @@ QUERIES = ("what does my {rel} do for a living?", "any ideas for what I could do
 TURNS = ("I just got back from {hobby}.", "My {rel} called me this morning.", "Work was exhausting today.",
          "That sounds lovely, tell me more.", "I'm thinking about visiting {place} soon.",
          "Do you think I should try {hobby}?", "Haha, you always know what to say.", "I had {food} for lunch.")
+REPLIES = ("That sounds lovely, tell me more!", "How did that make you feel?", "Oh nice, how is your {rel} doing?",
+           "What are you looking forward to most?", "Do you want some ideas for {hobby}?", "How was {place}?")
 # fmt: on
 
 
@@ -144,12 +146,17 @@ def fill_template(template: str, rng: random.Random) -> str:
     )
 
 
-def memory_texts(count: int, rng: random.Random) -> list[tuple[MemoryType, str]]:
-    """`count` distinct synthetic memories, each with its type."""
-    seen: dict[str, MemoryType] = {}
+def memory_texts(count: int, rng: random.Random) -> list[tuple[StoredType, str]]:
+    """`count` distinct synthetic points, each with its type: extracted memories and, as a batch stores
+    about as many of them, episodes (three turns of chat)."""
+    seen: dict[str, StoredType] = {}
     while len(seen) < count:
-        kind, template = rng.choice(TEMPLATES)
-        seen.setdefault(fill_template(template, rng), kind)
+        if len(seen) % 2:
+            kind, template = rng.choice(TEMPLATES)
+            seen.setdefault(fill_template(template, rng), kind)
+        else:
+            lines = (chat_line(TURNS, rng), chat_line(REPLIES, rng), chat_line(TURNS, rng))
+            seen.setdefault("user: {}\nmeher: {}\nuser: {}".format(*lines), "episode")
     return [(kind, text) for text, kind in seen.items()]
 
 
@@ -213,7 +220,7 @@ class Plan:
 class Corpus:
     """The pool of embedded texts and the points drawn from it."""
 
-    texts: list[tuple[MemoryType, str]]
+    texts: list[tuple[StoredType, str]]
     vectors: list[list[float]]
     rng: random.Random
     conversations: list[tuple[str, str]] = field(default_factory=list)

@@ -418,6 +418,7 @@ def batch_figures(client: firestore.Client, logged: dict[str, dict[str, float]])
         "batches_with_logged_commit": sum(1 for k in done if "commit" in logged.get(k, {})),
         "messages_per_batch": summarize([float(len(r.get("message_ids", []))) for r in done.values()]),
         "memories_per_batch": summarize([float(r.get("memory_count", 0)) for r in done.values()]),
+        "episodes_per_batch": summarize([float(r.get("episode_count", 0)) for r in done.values()]),
         "batch_latency_ms": summarize(latency),
         "batch_processing_ms": summarize(processing),
         "stage_ms": {s: summarize(v) for s, v in stages.items()},

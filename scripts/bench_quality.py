@@ -1,23 +1,23 @@
-"""Memory quality on LoCoMo: extracted memories vs raw 3-turn windows vs both, within one 400-token context.
+"""Memory quality on LoCoMo: Recall's context service against raw 3-turn windows, in one 400-token context.
 
-    .venv/bin/python scripts/bench_quality.py            # 4 conversations, 584 questions (3-12 minutes)
+    .venv/bin/python scripts/bench_quality.py            # 4 conversations, 584 questions (5-15 minutes)
     .venv/bin/python scripts/bench_quality.py --quick    # 2 conversations, 40 questions each (1-2 minutes)
     .venv/bin/python scripts/bench_quality.py --all      # all 10 conversations, 1,540 questions (categories 1-4)
 
 Each conversation goes through the real pipeline (Firestore emulator, Qdrant Edge in a temp dir, the
 offline extractor, all-MiniLM-L6-v2), once per speaker: user_id "<sample>-<speaker>", that speaker's turns
-as role "user" and the other's as "assistant" under character_name "<other speaker>". A forced batch runs
-after each session. Each question is embedded once and both perspectives are searched as
-`MemoryIntegration.search` does, merged by score; a few questions per conversation also go through
-`build_context` to check that it puts the same memories in context.
+as role "user" and the other's as "assistant" under character_name "<other speaker>", every turn with its
+speaker's name (`speaker`). A forced batch runs after each session. Each question is embedded once and
+both perspectives go through `MemoryIntegration.candidates`, merged by score (a window both perspectives
+stored counts once); a few questions per conversation also go through `build_context` to check that it
+puts in context what this script does.
 
 Systems, all rendered by the product's `render_context` within the same token budget:
-  memories     the extracted memories of both perspectives, merged by cosine
-  windows_s1   raw 3-turn windows ("Speaker: text" lines), stride 1, top-k by cosine
-  windows_s3   the same, non-overlapping (stride 3)
-  hybrid       memories and stride-1 windows in one list by cosine
-  hybrid_rrf   memories and stride-1 windows by reciprocal rank fusion (k=60)
-  hybrid_fill  the stride-1 windows that fit first, then memories by cosine in the tokens left
+  recall     the context service: episodes (near-duplicates dropped), then extracted memories
+  episodes   its episodes alone
+  memories   its extracted memories alone
+  windows    the plain baseline: every 3-turn window of the raw conversation ("Speaker: text" lines),
+             embedded with the same model, top-k by cosine
 
 Metrics per category: answer recall (share of the gold answer's content words in the context text),
 evidence recall@5/@10 through source turns (also without summary memories), source turns per retrieved
@@ -55,18 +55,19 @@ from services.config import Settings
 from services.container import Container
 from services.context_format import ContextBudget, render_context
 from services.embedder import LocalEmbedder
+from services.memory_integration import arrange
 from services.models import Memory, MemoryHit, Role
 
-DATA = Path("/work/shared/benchmarks/locomo10.json")
+# shared/ lies beside the repository (a clone and its copy of shared/ share a parent folder).
+DATA = Path(__file__).resolve().parents[2] / "shared" / "benchmarks" / "locomo10.json"
 CATEGORIES = {1: "multi-hop", 2: "temporal", 3: "open-domain", 4: "single-hop"}
 TOKEN_BUDGET = 400
 RANKED = 20  # items each system ranks; the token budget, not this, decides what reaches the context
-RRF_K = 60
 DEFAULT_SAMPLES = ("conv-26", "conv-30", "conv-41", "conv-42")  # --all: the 10 (several times longer)
 QUICK_SAMPLES = ("conv-26", "conv-30")
 CHECKED = 5  # questions per conversation also asked through build_context, to check this script's path
 QUICK_QUESTIONS = 40
-SYSTEMS = ("memories", "windows_s1", "windows_s3", "hybrid", "hybrid_rrf", "hybrid_fill")
+SYSTEMS = ("recall", "episodes", "memories", "windows")
 # Function words dropped from answers and contexts before comparing them.
 _STOPWORD_TEXT = (
     "a an the and or but of to in on at for with by from as is are was were be been being it its this that these "
@@ -190,7 +191,7 @@ def ingest(container: Container, sample: Sample) -> Ingested:
             for turn in session:
                 role: Role = "assistant" if turn.speaker == other else "user"
                 message = container.store.save_message(
-                    user_id, other, role=role, text=turn.text, channel="whatsapp", created_at=turn.at
+                    user_id, other, role=role, text=turn.text, created_at=turn.at, speaker=turn.speaker
                 )
                 done.dia_of[message.id] = turn.dia_id
             done.batches += flush(container, user_id, other)
@@ -215,13 +216,12 @@ class Windows:
     vectors: np.ndarray
 
 
-def windows_of(sample: Sample, stride: int) -> list[Memory]:
-    """3-turn windows within each session, "Speaker: text" lines, as memory-shaped items."""
+def windows_of(sample: Sample) -> list[Memory]:
+    """Every run of 3 consecutive turns within a session, "Speaker: text" lines, shaped as episodes so that
+    `render_context` lays them out exactly as the product's own."""
     items = []
     for session in sample.sessions:
-        # Stride 1 slides over every full window; stride 3 tiles the session, the last window maybe shorter.
-        stop = len(session) if stride >= 3 else max(1, len(session) - 2)
-        for start in range(0, stop, stride):
+        for start in range(max(1, len(session) - 2)):
             turns = session[start : start + 3]
             items.append(
                 Memory(
@@ -229,7 +229,7 @@ def windows_of(sample: Sample, stride: int) -> list[Memory]:
                     user_id=sample.sample_id,
                     character_name="window",
                     text="\n".join(f"{t.speaker}: {t.text}" for t in turns),
-                    type="event",
+                    type="episode",
                     importance=0.5,
                     source_message_ids=[t.dia_id for t in turns],
                     occurred_at=turns[0].at,
@@ -240,15 +240,9 @@ def windows_of(sample: Sample, stride: int) -> list[Memory]:
     return items
 
 
-def embed_windows(embedder: LocalEmbedder, sample: Sample, strides: Sequence[int]) -> dict[int, Windows]:
-    """Each stride's windows with their vectors; a text shared by two strides is embedded once."""
-    items = {stride: windows_of(sample, stride) for stride in strides}
-    texts = list(dict.fromkeys(m.text for hits in items.values() for m in hits))
-    vector_of = dict(zip(texts, embedder.embed(texts), strict=True))
-    return {
-        stride: Windows(hits, np.asarray([vector_of[m.text] for m in hits], dtype=np.float32))
-        for stride, hits in items.items()
-    }
+def embed_windows(embedder: LocalEmbedder, sample: Sample) -> Windows:
+    hits = windows_of(sample)
+    return Windows(hits, np.asarray(embedder.embed([m.text for m in hits]), dtype=np.float32))
 
 
 def top_windows(windows: Windows, query: np.ndarray, min_score: float | None) -> list[MemoryHit]:
@@ -264,60 +258,58 @@ def top_windows(windows: Windows, query: np.ndarray, min_score: float | None) ->
 # -- the systems -------------------------------------------------------------------------------
 
 
-def memory_hits(container: Container, ingested: Ingested, vector: np.ndarray) -> list[MemoryHit]:
-    """Both perspectives, merged by score: `MemoryIntegration.search` with the question embedded once."""
-    budget = container.integration.budget
-    query = vector.tolist()
-    hits = [
-        hit
-        for user_id, character in ingested.perspectives
-        for hit in container.vectors.search(user_id, character, query, RANKED, budget.min_score)
+def product_candidates(
+    container: Container, ingested: Ingested, vector: np.ndarray
+) -> tuple[list[MemoryHit], list[MemoryHit]]:
+    """Both perspectives through `MemoryIntegration.candidates`, merged by score, sources as dialogue ids.
+
+    The two perspectives store the same window of turns twice (under different message ids); it counts once.
+    """
+    episodes: list[MemoryHit] = []
+    memories: list[MemoryHit] = []
+    for user_id, character in ingested.perspectives:
+        found = container.integration.candidates(user_id, character, vector.tolist(), "whatsapp")
+        episodes += as_dialogue(found[0], ingested.dia_of)
+        memories += as_dialogue(found[1], ingested.dia_of)
+    once = {tuple(h.memory.source_message_ids): h for h in sorted(episodes, key=lambda h: h.score)}
+    return by_score(list(once.values())), by_score(memories)
+
+
+def as_dialogue(hits: list[MemoryHit], dia_of: dict[str, str]) -> list[MemoryHit]:
+    return [
+        h.model_copy(update={"memory": h.memory.model_copy(update={"source_message_ids": dialogue_ids(h, dia_of)})})
+        for h in hits
     ]
-    return sorted(hits, key=lambda h: -h.score)[:RANKED]
+
+
+def dialogue_ids(hit: MemoryHit, dia_of: dict[str, str]) -> list[str]:
+    return [dia_of.get(mid, mid) for mid in hit.memory.source_message_ids]
 
 
 def context_service_agrees(container: Container, ingested: Ingested, question: str, vector: np.ndarray) -> bool:
-    """Does `build_context` on one perspective put the same memories in context as this script's path?"""
+    """Does `build_context` on one perspective put in context what this script's path puts there?"""
     user_id, character = ingested.perspectives[0]
-    context = container.integration.build_context(user_id, character, question, "whatsapp")
-    hits = container.vectors.search(user_id, character, vector.tolist(), RANKED, container.integration.budget.min_score)
-    _, _, used, _ = render_context(hits, [], "whatsapp", container.integration.budget)
+    integration = container.integration
+    context = integration.build_context(user_id, character, question, "whatsapp")
+    episodes, memories = integration.candidates(user_id, character, vector.tolist(), "whatsapp")
+    _, _, used, _ = render_context(arrange(episodes, memories, integration.budget), [], "whatsapp", integration.budget)
     return [h.memory.id for h in context.memories] == [h.memory.id for h in used]
 
 
-def by_score(*lists: list[MemoryHit]) -> list[MemoryHit]:
-    return sorted((h for hits in lists for h in hits), key=lambda h: -h.score)[:RANKED]
-
-
-def by_rrf(*lists: list[MemoryHit]) -> list[MemoryHit]:
-    fused: dict[str, tuple[float, MemoryHit]] = {}
-    for hits in lists:
-        for rank, hit in enumerate(hits):
-            score = fused.get(hit.memory.id, (0.0, hit))[0] + 1.0 / (RRF_K + rank + 1)
-            fused[hit.memory.id] = (score, hit)
-    ranked = sorted(fused.values(), key=lambda pair: -pair[0])
-    return [hit for _, hit in ranked[:RANKED]]
-
-
-def windows_first(windows: list[MemoryHit], memories: list[MemoryHit], budget: ContextBudget) -> list[MemoryHit]:
-    """The windows that fit the budget, then memories filling what is left, then the other windows."""
-    fitting = len(render_context(windows, [], "whatsapp", budget)[2])
-    return [*windows[:fitting], *memories, *windows[fitting:]][:RANKED]
+def by_score(hits: list[MemoryHit]) -> list[MemoryHit]:
+    return sorted(hits, key=lambda h: -h.score)
 
 
 def rank_all(
-    container: Container, ingested: Ingested, windows: dict[int, Windows], vector: np.ndarray
+    container: Container, ingested: Ingested, windows: Windows, vector: np.ndarray
 ) -> dict[str, list[MemoryHit]]:
     budget = container.integration.budget
-    memories = memory_hits(container, ingested, vector)
-    w1, w3 = (top_windows(windows[s], vector, budget.min_score) for s in (1, 3))
+    episodes, memories = product_candidates(container, ingested, vector)
     return {
-        "memories": memories,
-        "windows_s1": w1,
-        "windows_s3": w3,
-        "hybrid": by_score(memories, w1),
-        "hybrid_rrf": by_rrf(memories, w1),
-        "hybrid_fill": windows_first(w1, memories, budget),
+        "recall": arrange(episodes, memories, budget),
+        "episodes": arrange(episodes, [], budget),
+        "memories": memories[:RANKED],
+        "windows": top_windows(windows, vector, budget.min_score),
     }
 
 
@@ -407,11 +399,11 @@ def extractor_stats(container: Container, ingested: list[Ingested]) -> dict[str,
         for user_id, character in done.perspectives
         for m in container.vectors.list_memories(user_id, character, limit=100_000)
     ]
-    facts = [m for m in memories if m.type != "summary"]
+    facts = [m for m in memories if m.type not in ("summary", "episode")]
     summaries = [m for m in memories if m.type == "summary"]
     turns = sum(len(done.sample.turns) for done in ingested)
     return {
-        "memories": len(memories),
+        "memories": len(memories) - sum(m.type == "episode" for m in memories),
         "by_type": dict(Counter(m.type for m in memories).most_common()),
         "user_turns": turns,  # each turn is a user turn in exactly one perspective
         "facts_per_user_turn": round(len(facts) / turns, 3),
@@ -430,7 +422,7 @@ Rows = list[tuple[int, dict[str, float | None]]]
 def evaluate(container: Container, embedder: LocalEmbedder, done: Ingested) -> tuple[dict[str, Rows], int]:
     """Every system's scores for the conversation's questions, and how many of the first CHECKED questions
     `build_context` answered with exactly the memories this script put in context."""
-    windows = embed_windows(embedder, done.sample, (1, 3))
+    windows = embed_windows(embedder, done.sample)
     questions = done.sample.questions
     vectors = np.asarray(embedder.embed([q.text for q in questions]), dtype=np.float32)
     budget = container.integration.budget

@@ -51,10 +51,12 @@ def run_demo(settings: Settings) -> None:
         batch = container.store.last_batch(user_id, CHARACTER) or {}
         print(
             f"   batch {batch.get('status')}: {batch.get('memory_count')} memories, "
+            f"{batch.get('episode_count')} episodes, "
             f"stage timings (ms) {batch.get('timings_ms')}"
         )
         print("\n== memories out")
-        for memory in sorted(container.vectors.list_memories(user_id, CHARACTER), key=lambda m: -m.importance):
+        stored = container.vectors.list_memories(user_id, CHARACTER)
+        for memory in sorted((m for m in stored if m.type != "episode"), key=lambda m: -m.importance):
             print(f"  [{memory.type:<12} {memory.importance:.2f}] {memory.text}")
         for channel, message in (
             ("whatsapp", "I'm so nervous about Friday, any advice?"),

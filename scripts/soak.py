@@ -247,8 +247,9 @@ def check_conversation(container: Container, user: str, expected: int, counts: C
         elif not set(memory.source_message_ids) <= set(batch.get("message_ids", [])):
             bad.append(f"{user}: memory {memory.id} cites messages outside its batch")
     for bid, batch in succeeded.items():
-        if per_batch[bid] != batch.get("memory_count"):
-            bad.append(f"{user}: batch {bid} recorded {batch.get('memory_count')} memories, {per_batch[bid]} stored")
+        recorded = batch.get("memory_count", 0) + batch.get("episode_count", 0)
+        if per_batch[bid] != recorded:
+            bad.append(f"{user}: batch {bid} recorded {recorded} memories and episodes, {per_batch[bid]} stored")
 
 
 def main() -> int:

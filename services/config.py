@@ -62,6 +62,8 @@ class Settings(BaseSettings):
     context_timeout_ms: int = Field(250, ge=1, description="time budget of one context call")
     context_token_budget: int = Field(400, ge=50, description="tokens of memory context in a prompt")
     context_memory_limit: int = Field(6, ge=1, le=50)
+    # Quoted three-turn windows considered for text channels (voice takes none); 0 turns them off.
+    context_episode_limit: int = Field(10, ge=0, le=50)
     context_recent_turns: int = Field(8, ge=0, le=50)
     # all-MiniLM-L6-v2 scores a first-person question against a third-person memory low (0.1-0.3).
     context_min_score: float = 0.1

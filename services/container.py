@@ -81,6 +81,7 @@ class Container:
         budget = ContextBudget(
             token_budget=settings.context_token_budget,
             memory_limit=settings.context_memory_limit,
+            episode_limit=settings.context_episode_limit,
             recent_turns=settings.context_recent_turns,
             min_score=settings.context_min_score,
             encoding=settings.tiktoken_encoding,

@@ -21,7 +21,7 @@ from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from typing import Any
 
-from services.context_format import ContextBudget, leading_fit, render_context
+from services.context_format import ContextBudget, render_context
 from services.embedder import Embedder
 from services.message_store import MessageStore
 from services.models import MemoryHit, Message, check_id
@@ -148,7 +148,7 @@ class MemoryIntegration:
         if not vector:
             return []
         episodes, memories = self.candidates(user_id, character_name, vector, channel)
-        return arrange(episodes, memories, channel, self.budget)
+        return arrange(episodes, memories, self.budget)
 
     def candidates(
         self, user_id: str, character_name: str, vector: list[float], channel: str
@@ -175,19 +175,13 @@ class MemoryIntegration:
         return ConversationContext(user_id, character_name, channel, degraded=True, reason=reason)
 
 
-def arrange(
-    episodes: list[MemoryHit], memories: list[MemoryHit], channel: str, budget: ContextBudget
-) -> list[MemoryHit]:
-    """The order the context is filled in: the best episodes while they fit the token budget, then the
-    extracted memories in the tokens left, then the other episodes.
+def arrange(episodes: list[MemoryHit], memories: list[MemoryHit], budget: ContextBudget) -> list[MemoryHit]:
+    """What the context service found, best first: the episodes, then the extracted memories.
 
-    LoCoMo chose it (BENCHMARKS.md): quoted turns find the evidence far more often than extracted facts,
-    and facts add what the episodes leave room for. An episode that quotes two turns of a better one
-    adds one new turn for three turns' tokens, so it is dropped.
+    An episode that quotes two turns already quoted by a better one adds one new turn for three turns'
+    tokens, so it is dropped. `render_context` decides what of this fits the prompt.
     """
-    distinct = _distinct(episodes)[: budget.episode_limit]
-    fitting = leading_fit(distinct, channel, budget)
-    return [*distinct[:fitting], *memories, *distinct[fitting:]]
+    return [*_distinct(episodes)[: budget.episode_limit], *memories]
 
 
 def _distinct(episodes: list[MemoryHit]) -> list[MemoryHit]:

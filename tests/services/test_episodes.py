@@ -6,7 +6,7 @@ from datetime import timedelta
 
 from scripts.sample_conversation import MAYA
 from services.container import Container
-from services.context_format import ContextBudget, leading_fit, render_context
+from services.context_format import ContextBudget, render_context
 from services.episodes import TURN_MAX_CHARS, episodes_of
 from services.memory_integration import arrange
 from services.models import Memory, MemoryHit, Message, Role, StoredType
@@ -74,25 +74,27 @@ def hit(i: int, kind: StoredType, sources: list[str], score: float, text: str | 
     return MemoryHit(memory=memory, score=score)
 
 
-def test_arrange_puts_the_episodes_that_fit_first_then_memories_and_drops_near_duplicates() -> None:
-    long_line = " ".join(["word"] * 60)
-    episodes = [hit(i, "episode", [f"m{i}", f"m{i + 1}", f"m{i + 2}"], 0.9 - i / 100, long_line) for i in range(8)]
+def test_arrange_ranks_distinct_episodes_then_memories() -> None:
+    episodes = [hit(i, "episode", [f"m{i}", f"m{i + 1}", f"m{i + 2}"], 0.9 - i / 100) for i in range(8)]
     memories = [hit(100 + i, "fact", [f"m{i}"], 0.5) for i in range(3)]
-    budget = ContextBudget(token_budget=200)
 
-    ranked = arrange(episodes, memories, "whatsapp", budget)
+    ranked = arrange(episodes, memories, ContextBudget(episode_limit=3))
 
     # m0-m2 is kept; m1-m3 repeats two quoted turns and is dropped; m2-m4 repeats one and is kept; and so on.
-    kept = [h.memory.id for h in ranked if h.memory.type == "episode"]
-    assert kept == ["p0", "p2", "p4", "p6"]
-    fitting = leading_fit([h for h in ranked if h.memory.type == "episode"], "whatsapp", budget)
-    assert 0 < fitting < len(kept)
-    assert [h.memory.id for h in ranked] == [*kept[:fitting], "p100", "p101", "p102", *kept[fitting:]]
+    assert [h.memory.id for h in ranked] == ["p0", "p2", "p4", "p100", "p101", "p102"]
 
-    text, tokens, used, _ = render_context(ranked, [], "whatsapp", budget)
+
+def test_the_budget_takes_episodes_while_they_fit_then_memories() -> None:
+    long_line = " ".join(["word"] * 60)  # about 70 tokens a line
+    episodes = [hit(i, "episode", [f"m{3 * i}"], 0.9, long_line) for i in range(4)]
+    memories = [hit(100 + i, "fact", [f"m{i}"], 0.5) for i in range(3)]
+
+    text, tokens, used, _ = render_context([*episodes, *memories], [], "whatsapp", ContextBudget(token_budget=200))
+
+    # Two episodes fit, the third does not; one memory fits in what is left, and no later episode does.
+    assert [h.memory.id for h in used] == ["p0", "p1", "p100"]
     assert tokens == count_tokens(text) <= 200
     assert text.index("## From earlier conversations") < text.index("## What you remember about the user")
-    assert [h.memory.type for h in used][:fitting] == ["episode"] * fitting
 
 
 def test_voice_takes_no_episodes() -> None:
