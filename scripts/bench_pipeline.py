@@ -80,7 +80,9 @@ ASSISTANT_LINES = (
     "What are you looking forward to most?", "Do you want some ideas for {hobby}?",
 )
 # fmt: on
-_BATCH_LOG = re.compile(r"batch (\w+) (succeeded|failed|superseded): (\d+) messages, (\d+) memories, (\{[^}]*\})")
+_BATCH_LOG = re.compile(
+    r"batch (\w+) (succeeded|failed|superseded): (\d+) messages, (\d+) memories, \d+ episodes, (\{[^}]*\})"
+)
 
 
 def progress(message: str) -> None:
@@ -98,7 +100,15 @@ class Api:
     """`uvicorn api.main:app` in its own process group, logging to a file."""
 
     def __init__(
-        self, host: str, project: str, qdrant_path: Path, threshold: int, log_path: Path, *, listener: bool
+        self,
+        host: str,
+        project: str,
+        qdrant_path: Path,
+        threshold: int,
+        log_path: Path,
+        *,
+        listener: bool,
+        episodes: bool,
     ) -> None:
         self.port = firestore_emulator.free_port()
         self.log_path = log_path
@@ -112,6 +122,7 @@ class Api:
             "QDRANT_URL": "",
             "OPENAI_API_KEY": "",
             "LISTENER_ENABLED": "true" if listener else "false",
+            "EPISODES_ENABLED": "true" if episodes else "false",
             "BATCH_THRESHOLD": str(threshold),
             "PORT": str(self.port),
             "TOKENIZERS_PARALLELISM": "false",
@@ -440,7 +451,13 @@ def message_latency(client: firestore.Client) -> dict[str, float | int]:
 
 
 def run_size(
-    total: int, trigger_kind: str, args: argparse.Namespace, host: str, tmp: Path, stack: contextlib.ExitStack
+    total: int,
+    trigger_kind: str,
+    episodes: bool,
+    args: argparse.Namespace,
+    host: str,
+    tmp: Path,
+    stack: contextlib.ExitStack,
 ) -> dict[str, Any]:
     per = total // CONVERSATIONS
     threshold = args.threshold or min(25, per)
@@ -452,9 +469,10 @@ def run_size(
     stack.callback(client.close)
 
     listener = trigger_kind == "listener"
-    progress(f"{total:,} messages, trigger {trigger_kind}: starting the API (project {project}, threshold {threshold})")
-    qdrant_path = tmp / f"qdrant-{total}-{trigger_kind}"
-    api = Api(host, project, qdrant_path, threshold, tmp / f"api-{total}-{trigger_kind}.log", listener=listener)
+    name = f"{total}-{trigger_kind}-{'episodes' if episodes else 'no-episodes'}"
+    progress(f"{name}: starting the API (project {project}, threshold {threshold})")
+    qdrant_path = tmp / f"qdrant-{name}"
+    api = Api(host, project, qdrant_path, threshold, tmp / f"api-{name}.log", listener=listener, episodes=episodes)
     stack.callback(api.stop)
     stack.callback(lambda: shutil.rmtree(qdrant_path, ignore_errors=True))
     startup_s = api.wait_ready()
@@ -482,6 +500,7 @@ def run_size(
     figures: dict[str, Any] = {
         "messages": total,
         "trigger": trigger_kind,
+        "episodes": episodes,
         "conversations": CONVERSATIONS,
         "completed": wait.synced >= total,
         "written": written,
@@ -529,8 +548,9 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
         tmp = Path(stack.enter_context(tempfile.TemporaryDirectory(prefix="recall-bench-pipeline-")))
         for trigger_kind in triggers:
             for size in sizes:
-                with contextlib.ExitStack() as per_size:
-                    results.append(run_size(size, trigger_kind, args, host, tmp, per_size))
+                for episodes in {"on": (True,), "off": (False,), "both": (True, False)}[args.episodes]:
+                    with contextlib.ExitStack() as per_size:
+                        results.append(run_size(size, trigger_kind, episodes, args, host, tmp, per_size))
     return {
         "benchmark": "pipeline",
         "mode": "quick" if args.quick else "default",
@@ -539,7 +559,7 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
         "vector_store": "qdrant-edge",
         "runs": results,
         "targets": {
-            f"{r['trigger']}_{r['messages']}": {
+            f"{r['trigger']}_{r['messages']}{'' if r['episodes'] else '_no_episodes'}": {
                 "completed": r["completed"],
                 "messages_per_s": r["messages_per_s"],
                 "at_least_200_per_s": r["messages_per_s"] >= 200,
@@ -565,6 +585,13 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
         "everything with no trigger, then trigger every conversation and time the processing alone "
         "(default: listener)",
         default="listener",
+    )
+    parser.add_argument(
+        "--episodes",
+        choices=("on", "off", "both"),
+        default="on",
+        help="EPISODES_ENABLED for the API: on (the default product), off (extracted memories only), or both, "
+        "one after the other, for the side-by-side cost of episodes",
     )
     parser.add_argument("--chunk", type=int, default=25, help="messages per WriteBatch per conversation")
     parser.add_argument(

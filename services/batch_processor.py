@@ -60,6 +60,7 @@ class BatchPolicy:
     lease_seconds: float = 300.0
     retry_base_seconds: float = 5.0
     retry_max_seconds: float = 300.0
+    episodes: bool = True
 
     def retry_after(self, attempt: int) -> float:
         """Exponential backoff after a batch's `attempt`-th failure."""
@@ -190,7 +191,7 @@ class BatchProcessor:
         known = {m.id: m for m in claim.messages}
         now = utcnow()
         memories = [self._memory(claim, i, d, known, now) for i, d in enumerate(drafts)]
-        episodes = episodes_of(claim.messages, claim.character_name)
+        episodes = episodes_of(claim.messages, claim.character_name) if self.policy.episodes else []
         return memories + [self._episode(claim, len(memories) + i, e, now) for i, e in enumerate(episodes)]
 
     @staticmethod

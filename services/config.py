@@ -58,6 +58,10 @@ class Settings(BaseSettings):
     openai_timeout: float = 30.0
     openai_max_retries: int = Field(4, ge=0)
 
+    # Episodes: each batch also stores its turns three at a time (services/episodes.py). They are most of
+    # what the offline embedder computes; off, the context is built from extracted memories alone.
+    episodes_enabled: bool = True
+
     # Context service.
     context_timeout_ms: int = Field(250, ge=1, description="time budget of one context call")
     context_token_budget: int = Field(400, ge=50, description="tokens of memory context in a prompt")

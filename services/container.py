@@ -75,6 +75,7 @@ class Container:
             settings.batch_lease_seconds,
             settings.batch_retry_base_seconds,
             settings.batch_retry_max_seconds,
+            settings.episodes_enabled,
         )
         monitor = ComponentMonitor()
         processor = BatchProcessor(store, extractor, embedder, vectors, policy, executor, monitor)

@@ -3,14 +3,17 @@
 from __future__ import annotations
 
 from datetime import timedelta
+from pathlib import Path
 
 from scripts.sample_conversation import MAYA
 from services.container import Container
 from services.context_format import ContextBudget, render_context
+from services.embedder import LocalEmbedder
 from services.episodes import TURN_MAX_CHARS, episodes_of
 from services.memory_integration import arrange
 from services.models import Memory, MemoryHit, Message, Role, StoredType
 from services.tokens import count_tokens
+from tests.conftest import make_settings
 from tests.support.chat import T0, save_turns
 
 CHAR = "meher"
@@ -119,3 +122,15 @@ def test_the_context_quotes_the_turns_that_answer_and_the_facts_beside_them(cont
     found = container.integration.search(user_id, CHAR, "my brother's job", 5, kind="episodes")
     assert found and {h.memory.type for h in found} == {"episode"}
     assert all(len(h.memory.source_message_ids) == 3 for h in found)
+
+
+def test_with_episodes_off_a_batch_stores_and_serves_extracted_memories_only(
+    emulator_host: str, tmp_path: Path, embedder: LocalEmbedder, user_id: str
+) -> None:
+    with Container.build(make_settings(emulator_host, tmp_path, episodes_enabled=False), embedder=embedder) as off:
+        save_turns(off.store, user_id, CHAR, MAYA)
+        [outcome] = off.processor.run_chain(off.processor.claim(user_id, CHAR))
+        assert outcome.status == "succeeded" and outcome.episode_count == 0 and outcome.memory_count > 1
+        assert off.vectors.count(user_id, CHAR, "episodes") == 0
+        context = off.integration.build_context(user_id, CHAR, "What does my brother do?", "whatsapp")
+        assert context.memories and all(h.memory.type != "episode" for h in context.memories)
