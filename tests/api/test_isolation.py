@@ -106,7 +106,8 @@ def test_context_on_a_holds_nothing_of_b(api: TestClient, tenants: Tenants) -> N
 def test_stats_on_a_count_only_a(api: TestClient, container: Container, tenants: Tenants) -> None:
     stats = api.get(f"/memory/stats/{tenants.a}/{CHAR}").json()
     assert stats["synced_messages"] == len(RAVI)
-    assert stats["total_memories"] == container.vectors.count(tenants.a, CHAR)
+    assert stats["total_memories"] == container.vectors.count(tenants.a, CHAR, "memories")
+    assert stats["episodes"] == container.vectors.count(tenants.a, CHAR, "episodes") > 0
     assert set(stats["last_batch"]["message_ids"]) <= tenants.a_messages
 
 
