@@ -17,6 +17,7 @@ from concurrent.futures import Executor
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from datetime import datetime
+from typing import Any
 
 from services.embedder import Embedder
 from services.episodes import EpisodeDraft, episodes_of
@@ -200,25 +201,15 @@ class BatchProcessor:
         if unknown:
             raise ExtractionError(f"a memory cites messages outside the batch: {unknown[:3]}")
         channels = Counter(known[mid].channel for mid in draft.source_message_ids)
-        return Memory(
-            id=Memory.point_id(claim.batch_id, index),
-            user_id=claim.user_id,
-            character_name=claim.character_name,
-            batch_id=claim.batch_id,
-            created_at=now,
-            channel=channels.most_common(1)[0][0],
-            **draft.model_dump(),
-        )
+        return _point(claim, index, now, channels.most_common(1)[0][0], **draft.model_dump())
 
     @staticmethod
     def _episode(claim: Claim, index: int, episode: EpisodeDraft, now: datetime) -> Memory:
-        return Memory(
-            id=Memory.point_id(claim.batch_id, index),
-            user_id=claim.user_id,
-            character_name=claim.character_name,
-            batch_id=claim.batch_id,
-            created_at=now,
-            channel=episode.channel,
+        return _point(
+            claim,
+            index,
+            now,
+            episode.channel,
             text=episode.text,
             type=EPISODE,
             importance=0.5,
@@ -257,6 +248,19 @@ class BatchProcessor:
             error=outcome.error,
             extractor=self._extractor.name,
         )
+
+
+def _point(claim: Claim, index: int, now: datetime, channel: str, **content: Any) -> Memory:
+    """A point of this batch: where it belongs, its deterministic id, and `content`."""
+    return Memory(
+        id=Memory.point_id(claim.batch_id, index),
+        user_id=claim.user_id,
+        character_name=claim.character_name,
+        batch_id=claim.batch_id,
+        created_at=now,
+        channel=channel,
+        **content,
+    )
 
 
 def _component(exc: Exception, stage: str) -> str:
