@@ -39,7 +39,7 @@ import uuid
 import warnings
 from collections import Counter, defaultdict
 from collections.abc import Iterator, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
@@ -462,6 +462,8 @@ def run(args: argparse.Namespace, stack: contextlib.ExitStack) -> dict[str, Any]
     embedder = LocalEmbedder()
     container = Container.build(settings_for(host, project, tmp), embedder=embedder)
     stack.callback(container.close)
+    if args.episode_share is not None:
+        container.integration.budget = replace(container.integration.budget, episode_share=args.episode_share)
 
     rows: dict[str, Rows] = {s: [] for s in SYSTEMS}
     agreed = 0
@@ -490,6 +492,7 @@ def run(args: argparse.Namespace, stack: contextlib.ExitStack) -> dict[str, Any]
         "token_budget": TOKEN_BUDGET,
         "ranked_per_system": RANKED,
         "min_score": container.integration.budget.min_score,
+        "episode_share": container.integration.budget.episode_share,
         "embedder": embedder.name,
         "extractor": container.extractor.name,
         "context_service_check": {
@@ -511,6 +514,9 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--samples", nargs="+", help="sample ids to run, e.g. conv-26 conv-30")
     parser.add_argument("--max-questions", type=int, default=None, help="questions per conversation (categories 1-4)")
     parser.add_argument("--data", type=Path, default=DATA)
+    parser.add_argument(
+        "--episode-share", type=float, help="ContextBudget.episode_share to render with (default: the product's)"
+    )
     return parser.parse_args(argv)
 
 

@@ -68,6 +68,8 @@ class Settings(BaseSettings):
     context_memory_limit: int = Field(6, ge=1, le=50)
     # Quoted three-turn windows considered for text channels (voice takes none); 0 turns them off.
     context_episode_limit: int = Field(10, ge=0, le=50)
+    # The share of the token budget episodes fill before the extracted memories (BENCHMARKS.md chose it).
+    context_episode_share: float = Field(0.6, ge=0.0, le=1.0)
     context_recent_turns: int = Field(8, ge=0, le=50)
     # all-MiniLM-L6-v2 scores a first-person question against a third-person memory low (0.1-0.3).
     context_min_score: float = 0.1

@@ -83,6 +83,7 @@ class Container:
             token_budget=settings.context_token_budget,
             memory_limit=settings.context_memory_limit,
             episode_limit=settings.context_episode_limit,
+            episode_share=settings.context_episode_share,
             recent_turns=settings.context_recent_turns,
             min_score=settings.context_min_score,
             encoding=settings.tiktoken_encoding,

@@ -28,6 +28,8 @@ class ContextBudget:
     token_budget: int = 400
     memory_limit: int = 6
     episode_limit: int = 20
+    # The share of the token budget episodes may fill before the extracted memories have their turn.
+    episode_share: float = 0.6
     recent_turns: int = 8
     min_score: float | None = 0.1
     encoding: str = "o200k_base"
@@ -38,10 +40,10 @@ def render_context(
 ) -> tuple[str, int, list[MemoryHit], list[Message]]:
     """The context text, its token count, and the items and turns that fit in the budget.
 
-    The budget is filled with the episodes in `hits` while they fit, then the other memories, then the
-    remaining episodes, each kind in the order given and each item only if it fits in the tokens left;
-    then the newest recent turns that fit. On LoCoMo (BENCHMARKS.md) quoted turns found the evidence far
-    more often than extracted facts, and facts added most in the room the episodes leave.
+    The budget is filled with the episodes in `hits` while they fit in `episode_share` of it, then the
+    other memories, then the newest recent turns, then the remaining episodes, each kind in the order given
+    and each item only if it fits in the tokens left. On LoCoMo (BENCHMARKS.md) quoted turns found the
+    evidence far more often than extracted facts, and facts added most in the room the episodes leave.
     """
     voice = channel == "voice"
     episodes = [h for h in hits if h.memory.type == EPISODE]
@@ -49,11 +51,15 @@ def render_context(
     if voice:
         episodes, memories, recent = [], memories[:_VOICE_MAX_MEMORIES], recent[-_VOICE_MAX_TURNS:]
     layout = _Layout(voice, budget.encoding, budget.token_budget)
-    fitting = next((i for i, hit in enumerate(episodes) if not layout.add_item(hit)), len(episodes))
-    for hit in [*memories, *episodes[fitting + 1 :]]:
+    kept_for_memories = round(budget.token_budget * (1.0 - budget.episode_share))
+    fitting = next((i for i, hit in enumerate(episodes) if not layout.add_item(hit, kept_for_memories)), len(episodes))
+    for hit in memories:
         layout.add_item(hit)
+    # Recent turns are not in memory yet, so nothing else can stand in for them; further episodes can wait.
     for message in reversed(recent):
         layout.add_turn(message)
+    for hit in episodes[fitting:]:  # the first of them failed only for the memories' share
+        layout.add_item(hit)
     used_hits, used_turns = layout.hits, layout.turns
     text = _compose(used_hits, used_turns, voice, budget.encoding)
     tokens = count_tokens(text, budget.encoding) if text else 0
@@ -78,11 +84,11 @@ class _Layout:
         self.hits: list[MemoryHit] = []
         self.turns: list[Message] = []  # oldest first
 
-    def add_item(self, hit: MemoryHit) -> bool:
-        """Take the item if it fits in what is left; say whether it did."""
+    def add_item(self, hit: MemoryHit, reserve: int = 0) -> bool:
+        """Take the item if it fits in what is left but `reserve` tokens; say whether it did."""
         episode = hit.memory.type == EPISODE
         opens = not any((h.memory.type == EPISODE) == episode for h in self.hits)
-        if not self._fits(_item_line(hit, self.voice), self._header(hit) if opens else None):
+        if not self._fits(_item_line(hit, self.voice), self._header(hit) if opens else None, reserve):
             return False
         self.hits.append(hit)
         return True
@@ -97,10 +103,10 @@ class _Layout:
         if self._fits(_turn_line(message, self.encoding), header):
             self.turns.insert(0, message)
 
-    def _fits(self, line: str, header: str | None) -> bool:
+    def _fits(self, line: str, header: str | None, reserve: int = 0) -> bool:
         """Take the line's tokens (and its section header's) from what is left, if they fit."""
         cost = self._count(line) + (self._count(header) + 1 if header else 0)
-        if cost > self.left:
+        if cost > self.left - reserve:
             return False
         self.left -= cost
         return True

@@ -92,12 +92,40 @@ def test_the_budget_takes_episodes_while_they_fit_then_memories() -> None:
     episodes = [hit(i, "episode", [f"m{3 * i}"], 0.9, long_line) for i in range(4)]
     memories = [hit(100 + i, "fact", [f"m{i}"], 0.5) for i in range(3)]
 
-    text, tokens, used, _ = render_context([*episodes, *memories], [], "whatsapp", ContextBudget(token_budget=200))
+    budget = ContextBudget(token_budget=200, episode_share=1.0)
+    text, tokens, used, _ = render_context([*episodes, *memories], [], "whatsapp", budget)
 
     # Two episodes fit, the third does not; one memory fits in what is left, and no later episode does.
     assert [h.memory.id for h in used] == ["p0", "p1", "p100"]
     assert tokens == count_tokens(text) <= 200
     assert text.index("## From earlier conversations") < text.index("## What you remember about the user")
+
+
+def test_episodes_leave_the_memories_their_share_of_the_budget() -> None:
+    long_line = " ".join(["word"] * 60)  # about 70 tokens a line
+    episodes = [hit(i, "episode", [f"m{3 * i}"], 0.9, long_line) for i in range(4)]
+    memories = [hit(100 + i, "fact", [f"m{i}"], 0.5) for i in range(3)]
+    budget = ContextBudget(token_budget=200, episode_share=0.5)
+
+    _, tokens, used, _ = render_context([*episodes, *memories], [], "whatsapp", budget)
+
+    # One episode fits in half the budget; the memories take the rest, and no second episode fits after them.
+    assert [h.memory.id for h in used] == ["p0", "p100", "p101", "p102"]
+    assert tokens <= 200
+
+
+def test_recent_turns_come_before_the_episodes_that_did_not_fit_first() -> None:
+    long_line = " ".join(["word"] * 60)  # about 70 tokens a line
+    episodes = [hit(i, "episode", [f"m{3 * i}"], 0.9, long_line) for i in range(4)]
+    memories = [hit(100 + i, "fact", [f"m{i}"], 0.5) for i in range(3)]
+    recent = [message(50 + i, f"see you at {i}") for i in range(2)]
+    budget = ContextBudget(token_budget=250, episode_share=0.5)
+
+    text, tokens, used, turns = render_context([*episodes, *memories], recent, "whatsapp", budget)
+
+    # Half the budget holds one episode; then the memories, then both recent turns; a second episode no longer fits.
+    assert [h.memory.id for h in used] == ["p0", "p100", "p101", "p102"]
+    assert turns == recent and tokens == count_tokens(text) <= 250
 
 
 def test_voice_takes_no_episodes() -> None:
@@ -115,8 +143,9 @@ def test_the_context_quotes_the_turns_that_answer_and_the_facts_beside_them(cont
     context = container.integration.build_context(user_id, CHAR, "What does my brother do?", "whatsapp")
     episodes = [h for h in context.memories if h.memory.type == "episode"]
     facts = [h for h in context.memories if h.memory.type != "episode"]
-    assert episodes and facts and context.memories[: len(episodes)] == episodes
+    assert episodes and facts and context.memories[0] == episodes[0]
     assert "firefighter" in episodes[0].memory.text
+    assert context.text.index("## From earlier conversations") < context.text.index("## What you remember")
     assert context.tokens <= container.integration.budget.token_budget
 
     found = container.integration.search(user_id, CHAR, "my brother's job", 5, kind="episodes")
