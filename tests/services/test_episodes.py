@@ -87,13 +87,15 @@ def test_arrange_ranks_distinct_episodes_then_memories() -> None:
     assert [h.memory.id for h in ranked] == ["p0", "p2", "p4", "p100", "p101", "p102"]
 
 
-def test_the_budget_takes_episodes_while_they_fit_then_memories() -> None:
+def four_long_episodes_then_three_facts() -> list[MemoryHit]:
     long_line = " ".join(["word"] * 60)  # about 70 tokens a line
     episodes = [hit(i, "episode", [f"m{3 * i}"], 0.9, long_line) for i in range(4)]
-    memories = [hit(100 + i, "fact", [f"m{i}"], 0.5) for i in range(3)]
+    return [*episodes, *(hit(100 + i, "fact", [f"m{i}"], 0.5) for i in range(3))]
 
+
+def test_the_budget_takes_episodes_while_they_fit_then_memories() -> None:
     budget = ContextBudget(token_budget=200, episode_share=1.0)
-    text, tokens, used, _ = render_context([*episodes, *memories], [], "whatsapp", budget)
+    text, tokens, used, _ = render_context(four_long_episodes_then_three_facts(), [], "whatsapp", budget)
 
     # Two episodes fit, the third does not; one memory fits in what is left, and no later episode does.
     assert [h.memory.id for h in used] == ["p0", "p1", "p100"]
@@ -102,12 +104,9 @@ def test_the_budget_takes_episodes_while_they_fit_then_memories() -> None:
 
 
 def test_episodes_leave_the_memories_their_share_of_the_budget() -> None:
-    long_line = " ".join(["word"] * 60)  # about 70 tokens a line
-    episodes = [hit(i, "episode", [f"m{3 * i}"], 0.9, long_line) for i in range(4)]
-    memories = [hit(100 + i, "fact", [f"m{i}"], 0.5) for i in range(3)]
     budget = ContextBudget(token_budget=200, episode_share=0.5)
 
-    _, tokens, used, _ = render_context([*episodes, *memories], [], "whatsapp", budget)
+    _, tokens, used, _ = render_context(four_long_episodes_then_three_facts(), [], "whatsapp", budget)
 
     # One episode fits in half the budget; the memories take the rest, and no second episode fits after them.
     assert [h.memory.id for h in used] == ["p0", "p100", "p101", "p102"]
@@ -115,13 +114,10 @@ def test_episodes_leave_the_memories_their_share_of_the_budget() -> None:
 
 
 def test_recent_turns_come_before_the_episodes_that_did_not_fit_first() -> None:
-    long_line = " ".join(["word"] * 60)  # about 70 tokens a line
-    episodes = [hit(i, "episode", [f"m{3 * i}"], 0.9, long_line) for i in range(4)]
-    memories = [hit(100 + i, "fact", [f"m{i}"], 0.5) for i in range(3)]
     recent = [message(50 + i, f"see you at {i}") for i in range(2)]
     budget = ContextBudget(token_budget=250, episode_share=0.5)
 
-    text, tokens, used, turns = render_context([*episodes, *memories], recent, "whatsapp", budget)
+    text, tokens, used, turns = render_context(four_long_episodes_then_three_facts(), recent, "whatsapp", budget)
 
     # Half the budget holds one episode; then the memories, then both recent turns; a second episode no longer fits.
     assert [h.memory.id for h in used] == ["p0", "p100", "p101", "p102"]
