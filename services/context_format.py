@@ -27,7 +27,7 @@ _VOICE_TURNS = "Said recently: "
 class ContextBudget:
     token_budget: int = 400
     memory_limit: int = 6
-    episode_limit: int = 20
+    episode_limit: int = 10
     # The share of the token budget episodes may fill before the extracted memories have their turn.
     episode_share: float = 0.6
     recent_turns: int = 8
