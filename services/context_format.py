@@ -83,13 +83,14 @@ class _Layout:
         self.left = budget
         self.hits: list[MemoryHit] = []
         self.turns: list[Message] = []  # oldest first
+        self.opened: set[str] = set()  # the headers of the item sections begun so far
 
     def add_item(self, hit: MemoryHit, reserve: int = 0) -> bool:
         """Take the item if it fits in what is left but `reserve` tokens; say whether it did."""
-        episode = hit.memory.type == EPISODE
-        opens = not any((h.memory.type == EPISODE) == episode for h in self.hits)
-        if not self._fits(_item_line(hit, self.voice), self._header(hit) if opens else None, reserve):
+        header = self._header(hit)
+        if not self._fits(_item_line(hit, self.voice), None if header in self.opened else header, reserve):
             return False
+        self.opened.add(header)
         self.hits.append(hit)
         return True
 

@@ -27,7 +27,7 @@ TURN_MAX_CHARS = 400
 
 
 class EpisodeDraft:
-    """One window of turns: its text for the prompt, the text embedded, and the messages it quotes."""
+    """One window of turns: its text (quoted in the prompt, and embedded as it is) and the messages it quotes."""
 
     __slots__ = ("messages", "text")
 
