@@ -1,5 +1,6 @@
 # Recall: `make run` serves the whole local stack, `make test` runs the whole suite.
-# Both do every set-up step on a fresh machine (virtualenv, packages, offline tiktoken encodings).
+# Both do every set-up step on a fresh machine (virtualenv, packages, offline tiktoken encodings,
+# the ONNX export of the embedding model).
 
 PYTHON ?= python3
 VENV   := .venv
@@ -10,10 +11,11 @@ HOST   ?= 127.0.0.1
 export HF_HUB_OFFLINE := 1
 export TOKENIZERS_PARALLELISM := false
 export TIKTOKEN_CACHE_DIR ?= $(CURDIR)/.cache/tiktoken
+export RECALL_MODEL_DIR ?= $(CURDIR)/.cache/models
 
 .PHONY: install run test demo lint typecheck unit clean
 
-install: $(VENV)/.installed $(TIKTOKEN_CACHE_DIR)/.provisioned
+install: $(VENV)/.installed $(TIKTOKEN_CACHE_DIR)/.provisioned $(RECALL_MODEL_DIR)/all-MiniLM-L6-v2.onnx
 
 # torch first, pinned to the local CPU build: any other spec would pull GBs of CUDA packages.
 $(VENV)/.installed: requirements.txt
@@ -26,6 +28,10 @@ $(VENV)/.installed: requirements.txt
 $(TIKTOKEN_CACHE_DIR)/.provisioned: $(VENV)/.installed scripts/provision_tiktoken.py
 	$(PY) scripts/provision_tiktoken.py --cache-dir "$(TIKTOKEN_CACHE_DIR)"
 	touch $@
+
+# The offline embedder runs all-MiniLM-L6-v2 on ONNX Runtime: export it once from the packaged weights.
+$(RECALL_MODEL_DIR)/all-MiniLM-L6-v2.onnx: $(VENV)/.installed scripts/provision_model.py services/local_model.py
+	$(PY) scripts/provision_model.py --model-dir "$(RECALL_MODEL_DIR)"
 
 run: install
 	HOST=$(HOST) PORT=$(PORT) $(PY) -m scripts.run_local

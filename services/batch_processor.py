@@ -12,16 +12,16 @@ import logging
 import time
 import uuid
 from collections import Counter
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Sequence
 from concurrent.futures import Executor
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
 
-from services.embedder import Embedder
-from services.episodes import EpisodeDraft, episodes_of
-from services.errors import DependencyError, ExtractionError, LeaseLostError, RecallError
+from services.embedder import Embedder, Passage
+from services.episodes import EpisodeDraft, episodes_of, passages
+from services.errors import DependencyError, EmbeddingError, ExtractionError, LeaseLostError, RecallError
 from services.extractor import Extractor
 from services.health import ComponentMonitor
 from services.memory_guard import screen
@@ -136,11 +136,11 @@ class BatchProcessor:
         try:
             self._reached("claimed", claim)
             with _timed(outcome.timings_ms, "extract"):
-                memories = self.memories_for(claim)
+                memories, sittings = self.memories_for(claim)
             self._reached("extracted", claim)
             stage = "embed"
             with _timed(outcome.timings_ms, "embed"):
-                vectors = self._embedder.embed([m.text for m in memories])
+                vectors = self.embed(memories, sittings)
             stage = "upsert"
             with _timed(outcome.timings_ms, "upsert"):
                 # Fence before writing points: a batch that lost its messages must not add any.
@@ -180,9 +180,9 @@ class BatchProcessor:
         if self.on_stage is not None:
             self.on_stage(stage, claim)
 
-    def memories_for(self, claim: Claim) -> list[Memory]:
+    def memories_for(self, claim: Claim) -> tuple[list[Memory], Sequence[Passage]]:
         """What a claimed batch stores: its extracted memories (checked, screened) and then its episodes,
-        each with its point id."""
+        each with its point id; and the sittings its episodes are cut from, for the embedder."""
         conversation = Conversation(user_id=claim.user_id, character_name=claim.character_name, messages=claim.messages)
         drafts = self._extractor.extract(conversation)
         if not drafts:
@@ -193,7 +193,17 @@ class BatchProcessor:
         now = utcnow()
         memories = [self._memory(claim, i, d, known, now) for i, d in enumerate(drafts)]
         episodes = episodes_of(claim.messages, claim.character_name) if self.policy.episodes else []
-        return memories + [self._episode(claim, len(memories) + i, e, now) for i, e in enumerate(episodes)]
+        points = memories + [self._episode(claim, len(memories) + i, e, now) for i, e in enumerate(episodes)]
+        return points, passages(episodes)
+
+    def embed(self, memories: Sequence[Memory], sittings: Sequence[Passage]) -> list[list[float]]:
+        """The vectors of `memories_for`'s points, in order: the extracted memories' texts, then the episodes
+        read within their sittings (one pass over each sitting's turns, not one per episode)."""
+        facts = [m.text for m in memories if m.type != EPISODE]
+        vectors = self._embedder.embed(facts) + self._embedder.embed_spans(sittings)
+        if len(vectors) != len(memories):
+            raise EmbeddingError(f"{len(vectors)} vectors for {len(memories)} memories and episodes")
+        return vectors
 
     @staticmethod
     def _memory(claim: Claim, index: int, draft: MemoryDraft, known: dict[str, Message], now: datetime) -> Memory:

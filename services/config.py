@@ -58,6 +58,9 @@ class Settings(BaseSettings):
     openai_timeout: float = 30.0
     openai_max_retries: int = Field(4, ge=0)
 
+    # The offline embedder's ONNX export of all-MiniLM-L6-v2 (`make install` makes it, or the first start).
+    recall_model_dir: Path = Path(__file__).resolve().parent.parent / ".cache" / "models"
+
     # Episodes: each batch also stores its turns three at a time (services/episodes.py). They are most of
     # what the offline embedder computes; off, the context is built from extracted memories alone.
     episodes_enabled: bool = True

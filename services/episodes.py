@@ -27,13 +27,20 @@ TURN_MAX_CHARS = 400
 
 
 class EpisodeDraft:
-    """One window of turns: its text (quoted in the prompt, and embedded as it is) and the messages it quotes."""
+    """One window of a sitting's turns: the messages it quotes and where they stand among the sitting's
+    lines. Its text (quoted in the prompt) is those lines; the local embedder reads them among their
+    neighbours (`local_model.embed_spans`)."""
 
-    __slots__ = ("messages", "text")
+    __slots__ = ("lines", "messages", "span")
 
-    def __init__(self, messages: Sequence[Message], character_name: str) -> None:
+    def __init__(self, lines: list[str], messages: Sequence[Message], span: tuple[int, int]) -> None:
+        self.lines = lines
         self.messages = list(messages)
-        self.text = "\n".join(f"{speaker(m, character_name)}: {clip(m.text)}" for m in self.messages)
+        self.span = span
+
+    @property
+    def text(self) -> str:
+        return "\n".join(self.lines[self.span[0] : self.span[1]])
 
     @property
     def source_message_ids(self) -> list[str]:
@@ -46,7 +53,23 @@ class EpisodeDraft:
 
 def episodes_of(messages: Sequence[Message], character_name: str) -> list[EpisodeDraft]:
     """The windows of a batch's messages (oldest first), within each sitting."""
-    return [EpisodeDraft(w, character_name) for session in sittings(messages) for w in windows(session)]
+    episodes = []
+    for run in sittings(messages):
+        lines = [f"{speaker(m, character_name)}: {clip(m.text)}" for m in run]
+        episodes += [EpisodeDraft(lines, run[start:end], (start, end)) for start, end in windows(len(run))]
+    return episodes
+
+
+def passages(episodes: Sequence[EpisodeDraft]) -> list[tuple[list[str], list[tuple[int, int]]]]:
+    """The sittings of `episodes` (from `episodes_of`), each with its episodes' spans, in their order:
+    what `Embedder.embed_spans` takes."""
+    grouped: list[tuple[list[str], list[tuple[int, int]]]] = []
+    for episode in episodes:
+        if grouped and grouped[-1][0] is episode.lines:  # one sitting's episodes share its list of lines
+            grouped[-1][1].append(episode.span)
+        else:
+            grouped.append((episode.lines, [episode.span]))
+    return grouped
 
 
 def sittings(messages: Sequence[Message]) -> Iterator[list[Message]]:
@@ -63,13 +86,13 @@ def sittings(messages: Sequence[Message]) -> Iterator[list[Message]]:
         yield run
 
 
-def windows(session: Sequence[Message]) -> Iterator[Sequence[Message]]:
-    """Every run of WINDOW consecutive messages; a shorter sitting is one window of what it has."""
-    if len(session) <= WINDOW:
-        yield session
+def windows(count: int) -> Iterator[tuple[int, int]]:
+    """Every run of WINDOW consecutive turns of a sitting of `count`; a shorter sitting is one window."""
+    if count <= WINDOW:
+        yield (0, count)
         return
-    for start in range(len(session) - WINDOW + 1):
-        yield session[start : start + WINDOW]
+    for start in range(count - WINDOW + 1):
+        yield (start, start + WINDOW)
 
 
 def speaker(message: Message, character_name: str) -> str:

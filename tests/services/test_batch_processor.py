@@ -94,8 +94,8 @@ def test_a_retried_batch_replaces_the_points_of_an_attempt_that_never_committed(
     # An attempt that upserted and then died before its commit: its points are orphans, its lease lapses.
     crashed = store.claim(user_id, CHAR, batch_id="crashed", max_messages=100, min_messages=25, lease_seconds=0.01)
     assert crashed is not None
-    orphans = processor.memories_for(crashed)
-    container.vectors.upsert(orphans, container.embedder.embed([m.text for m in orphans]))
+    orphans, sittings = processor.memories_for(crashed)
+    container.vectors.upsert(orphans, processor.embed(orphans, sittings))
     assert container.vectors.count(user_id, CHAR) == len(orphans)
 
     retry = processor.claim(user_id, CHAR)

@@ -5,6 +5,7 @@ from __future__ import annotations
 import math
 from collections.abc import Iterator
 
+import numpy as np
 import pytest
 from openai import OpenAI
 
@@ -35,3 +36,14 @@ def test_one_unit_vector_of_the_declared_size_per_text_in_order(any_embedder: Em
 
 def test_nothing_in_nothing_out(any_embedder: Embedder) -> None:
     assert any_embedder.embed([]) == []
+
+
+def test_each_span_gets_a_unit_vector_nearest_its_own_text(any_embedder: Embedder) -> None:
+    lines = ["user: my brother is a firefighter", "meher: in Denver?", "user: yes", "meher: brave!", "user: he is"]
+    spans = [(0, 3), (1, 4), (2, 5)]
+    vectors = np.asarray(any_embedder.embed_spans([(lines, spans), (lines[:1], [(0, 1)])]))
+    texts = ["\n".join(lines[s:e]) for s, e in spans] + [lines[0]]
+    assert vectors.shape == (len(texts), any_embedder.dimension)
+    assert np.allclose(np.linalg.norm(vectors, axis=1), 1.0, atol=1e-4)
+    assert list((vectors @ np.asarray(any_embedder.embed(texts)).T).argmax(axis=1)) == list(range(len(texts)))
+    assert any_embedder.embed_spans([]) == []
