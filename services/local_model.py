@@ -103,7 +103,7 @@ def export(path: Path) -> None:
 class MiniLM:
     """The exported model: token ids in, contextual token vectors or pooled unit vectors out."""
 
-    def __init__(self, path: Path, batch_size: int = 16) -> None:
+    def __init__(self, path: Path, batch_size: int = 16, threads: int = 0) -> None:
         try:
             import onnxruntime
             from tokenizers import Tokenizer
@@ -112,6 +112,9 @@ class MiniLM:
         options = onnxruntime.SessionOptions()
         options.graph_optimization_level = onnxruntime.GraphOptimizationLevel.ORT_ENABLE_ALL
         options.log_severity_level = 3
+        if threads:  # 0: ONNX Runtime's default, a spinning thread per core
+            options.intra_op_num_threads = threads
+            options.add_session_config_entry("session.intra_op.allow_spinning", "0")
         self._session = onnxruntime.InferenceSession(str(path), options, providers=["CPUExecutionProvider"])
         self._tokenizer = Tokenizer.from_file(str(weights_dir() / "tokenizer.json"))
         self._tokenizer.no_padding()
