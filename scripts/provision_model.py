@@ -37,7 +37,7 @@ def main() -> int:
         return 0
     started = time.perf_counter()
     try:
-        local_model.ensure_exported(args.model_dir)
+        local_model.export(path)
     except ConfigurationError as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 1

@@ -49,7 +49,7 @@ class LocalEmbedder:
         # Two sessions of one graph, both safe to share between threads (no lock: a context query is not
         # held up behind a batch). Queries get every core, as a call waits on them; batches get one thread
         # each, so two batch workers share two cores instead of spinning against each other.
-        self._query_model = local_model.MiniLM(path, batch_size, threads=2)
+        self._query_model = local_model.MiniLM(path, batch_size, threads=os.cpu_count() or 1)
         self._batch_model = local_model.MiniLM(path, batch_size, threads=1)
 
     def embed(self, texts: Sequence[str]) -> list[list[float]]:

@@ -12,6 +12,7 @@ import logging
 import os
 import tempfile
 from collections.abc import Sequence
+from itertools import accumulate
 from pathlib import Path
 from typing import Any
 
@@ -197,13 +198,14 @@ def embed_spans(model: MiniLM, passages: Sequence[Passage]) -> list[list[float]]
     pools: list[tuple[int, int, int]] = []  # per span: its segment, its first and end token there
     for p, (lines, spans) in enumerate(passages):
         ids = model.token_ids(lines)
-        for (start, end), (first, last) in zip(spans, plan_segments(spans, [len(i) for i in ids]), strict=True):
+        lengths = [len(i) for i in ids]
+        before = [0, *accumulate(lengths)]  # tokens before each line of the passage
+        for (start, end), (first, last) in zip(spans, plan_segments(spans, lengths), strict=True):
             if (p, first, last) not in segment_of:
                 segment_of[(p, first, last)] = len(sequences)
                 sequences.append(model.wrap([token for line in ids[first:last] for token in line]))
-            offset = 1 + sum(len(i) for i in ids[first:start])
-            width = sum(len(i) for i in ids[start:end])
-            pools.append((segment_of[(p, first, last)], offset, offset + width))
+            offset = 1 + before[start] - before[first]  # after [CLS]
+            pools.append((segment_of[(p, first, last)], offset, offset + before[end] - before[start]))
     states = model.states(sequences)
     vectors = []
     for segment, begin, stop in pools:
