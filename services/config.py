@@ -74,6 +74,10 @@ class Settings(BaseSettings):
     # The share of the token budget episodes fill before the extracted memories (BENCHMARKS.md chose it).
     context_episode_share: float = Field(0.6, ge=0.0, le=1.0)
     context_recent_turns: int = Field(8, ge=0, le=50)
+    # Conversations whose recent turns a Firestore listener keeps in this process after their first context
+    # call (services/recent_turns.py), so later calls make no round trip; 0 reads on every call.
+    context_live_conversations: int = Field(256, ge=0, le=10_000)
+    context_live_idle_seconds: float = Field(600.0, gt=0, description="a listener unused this long is closed")
     # all-MiniLM-L6-v2 scores a first-person question against a third-person memory low (0.1-0.3).
     context_min_score: float = 0.1
     tiktoken_encoding: str = "o200k_base"

@@ -23,6 +23,7 @@ from services.extractor import Extractor, build_extractor
 from services.health import ComponentMonitor
 from services.memory_integration import MemoryIntegration
 from services.message_store import MessageStore
+from services.recent_turns import RecentTurns
 from services.sweeper import Sweeper
 from services.trigger_events import TriggerEvents
 from services.vector_store import VectorStore, build_vector_store
@@ -88,7 +89,12 @@ class Container:
             min_score=settings.context_min_score,
             encoding=settings.tiktoken_encoding,
         )
-        integration = MemoryIntegration(store, embedder, vectors, budget, settings.context_timeout_ms / 1000)
+        recent_turns = RecentTurns(
+            store, budget.recent_turns, settings.context_live_conversations, settings.context_live_idle_seconds
+        )
+        integration = MemoryIntegration(
+            store, embedder, vectors, budget, settings.context_timeout_ms / 1000, recent_turns
+        )
         integration.warm_up()
         log.info(
             "recall ready: firestore=%s qdrant=%s embedder=%s extractor=%s",

@@ -25,6 +25,7 @@ from services.context_format import ContextBudget, render_context
 from services.embedder import Embedder
 from services.message_store import MessageStore
 from services.models import MemoryHit, Message, check_id
+from services.recent_turns import RecentTurns
 from services.tokens import count_tokens
 from services.vector_store import SearchKind, VectorStore
 
@@ -60,15 +61,16 @@ class MemoryIntegration:
         vectors: VectorStore,
         budget: ContextBudget,
         timeout_s: float,
+        recent_turns: RecentTurns | None = None,
     ) -> None:
-        self._store = store
         self._embedder = embedder
         self._vectors = vectors
         self.budget = budget
         self.timeout_s = timeout_s
+        self.recent_turns = recent_turns or RecentTurns(store, budget.recent_turns)
         # Context work runs on pools of its own, never the event loop's default executor, so a dependency
         # that hangs cannot starve the loop's other users or hold up its shutdown. Recent turns are read
-        # from Firestore while the query is embedded and searched.
+        # (when no listener holds them) while the query is embedded and searched.
         self._calls = ThreadPoolExecutor(max_workers=8, thread_name_prefix="recall-context")
         self._reads = ThreadPoolExecutor(max_workers=8, thread_name_prefix="recall-context-read")
 
@@ -110,18 +112,18 @@ class MemoryIntegration:
         self, user_id: str, character_name: str, current_message: str, channel: str
     ) -> ConversationContext:
         """The synchronous core, without the time budget (benchmarks and tests call it directly)."""
-        # No id check here: search() checks both before any I/O, and so does the store's path builder.
-        recent_turns = self._reads.submit(
-            self._store.recent_unsynced, user_id, character_name, self.budget.recent_turns, self.timeout_s
-        )
+        conversation = check_id(user_id, "user_id"), check_id(character_name, "character_name")
+        listened = self.recent_turns.view(*conversation)
+        reading = None if listened is not None else self._reads.submit(self.recent_turns.read, *conversation)
         hits = self.ranked(user_id, character_name, current_message, channel)
-        recent = recent_turns.result()
+        recent = reading.result() if reading is not None else listened or []
         text, tokens, used_hits, used_turns = render_context(hits, recent, channel, self.budget)
         return ConversationContext(user_id, character_name, channel, used_hits, used_turns, text, tokens)
 
     def close(self) -> None:
         self._calls.shutdown(wait=False, cancel_futures=True)
         self._reads.shutdown(wait=False, cancel_futures=True)
+        self.recent_turns.close()
 
     def warm_up(self) -> None:
         """Load the tokenizer and run one embedding now, so the first chat message is not the slow one."""

@@ -21,6 +21,7 @@ from typing import Any
 from google.api_core import exceptions as gexc
 from google.cloud import firestore
 from google.cloud.firestore_v1.base_query import FieldFilter
+from google.cloud.firestore_v1.watch import Watch
 
 from services.errors import ConflictError, InvalidInputError, LeaseLostError, MessageStoreError
 from services.models import MESSAGE_MAX_CHARS, SPEAKER_MAX_CHARS, Message, Role, check_id
@@ -150,18 +151,35 @@ class MessageStore:
         """
         if limit <= 0:
             return []
-        query = (
+        bounded: dict[str, Any] = {"timeout": timeout_s, "retry": None} if timeout_s is not None else {}
+        try:
+            docs = list(self._recent_unsynced(user_id, character_name, limit).stream(**bounded))
+        except gexc.GoogleAPIError as exc:
+            raise MessageStoreError(f"could not read recent messages: {exc}") from exc
+        return [_to_message(user_id, character_name, d) for d in reversed(docs)]
+
+    def watch_recent_unsynced(
+        self, user_id: str, character_name: str, limit: int, on_change: Callable[[list[Message]], None]
+    ) -> Watch:
+        """Call `on_change` with what `recent_unsynced` would return, now and after every change to it.
+
+        A Firestore listener: it runs on the SDK's thread until `unsubscribe()`; `is_active` turns false
+        if it stops for good.
+        """
+
+        def on_snapshot(docs: list[firestore.DocumentSnapshot], _changes: object, _read_time: object) -> None:
+            messages = (_to_message(user_id, character_name, d) for d in docs)
+            on_change(sorted(messages, key=lambda m: (m.created_at, m.id)))
+
+        return self._recent_unsynced(user_id, character_name, limit).on_snapshot(on_snapshot)
+
+    def _recent_unsynced(self, user_id: str, character_name: str, limit: int) -> firestore.Query:
+        return (
             self._messages(user_id, character_name)
             .where(filter=FieldFilter("sync", "==", False))
             .order_by("created_at", direction=firestore.Query.DESCENDING)
             .limit(limit)
         )
-        bounded: dict[str, Any] = {"timeout": timeout_s, "retry": None} if timeout_s is not None else {}
-        try:
-            docs = list(query.stream(**bounded))
-        except gexc.GoogleAPIError as exc:
-            raise MessageStoreError(f"could not read recent messages: {exc}") from exc
-        return [_to_message(user_id, character_name, d) for d in reversed(docs)]
 
     # -- batches -------------------------------------------------------------------------------
     def claim(

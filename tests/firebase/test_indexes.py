@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import ast
 import json
+import threading
 import time
 import uuid
 from collections.abc import Callable, Iterator
@@ -194,6 +195,15 @@ def _listen_once(client: firestore.Client, recorder: QueryRecorder) -> None:
         listener.stop()
 
 
+def _watch_once(store: MessageStore, user: str, char: str) -> None:
+    delivered = threading.Event()
+    watch = store.watch_recent_unsynced(user, char, 8, lambda _turns: delivered.set())
+    try:
+        assert delivered.wait(10), "the recent-turns listener delivered no view"
+    finally:
+        watch.unsubscribe()
+
+
 def exercises(client: RecordingClient, container: Container) -> dict[str, Callable[[], object]]:
     """Each query-building function, run for real against the emulator."""
     store = MessageStore(client)
@@ -202,6 +212,7 @@ def exercises(client: RecordingClient, container: Container) -> dict[str, Callab
         "message_store.MessageStore.count_unsynced": lambda: store.count_unsynced(user, char),
         "message_store.MessageStore.count_synced": lambda: store.count_synced(user, char),
         "message_store.MessageStore.recent_unsynced": lambda: store.recent_unsynced(user, char, 8),
+        "message_store.MessageStore.watch_recent_unsynced": lambda: _watch_once(store, user, char),
         "message_store.MessageStore.claim": lambda: store.claim(
             user, char, batch_id="b1", max_messages=10, min_messages=1, lease_seconds=1
         ),
