@@ -12,7 +12,6 @@ import logging
 import os
 import tempfile
 from collections.abc import Sequence
-from itertools import accumulate
 from pathlib import Path
 from typing import Any
 
@@ -162,29 +161,25 @@ def unit(vector: np.ndarray) -> list[float]:
     return (vector / norm).tolist() if norm > 0 else vector.tolist()
 
 
-# Episodes are embedded "late": a run of turns goes through the model in segments of about this many
-# tokens, and each episode's vector is the mean of its own turns' token vectors as read in that segment.
-# Each turn then passes through the model once or twice instead of once per episode that quotes it.
-# On LoCoMo it found as much evidence as embedding every episode whole (BENCHMARKS.md, "Episodes").
+# Episodes are embedded "late": a sitting's turns go through the model once, cut into segments of at most
+# this many tokens at turn boundaries, and each episode's vector is the mean of its own turns' token vectors
+# as read there. On LoCoMo that finds more evidence than embedding every episode whole, or than reading
+# each episode's turns together in overlapping segments (BENCHMARKS.md).
 SEGMENT_TOKENS = 128
 
 
-def plan_segments(spans: Sequence[tuple[int, int]], lengths: Sequence[int]) -> list[tuple[int, int]]:
-    """For each span [start, end) of lines, the lines [first, last) of the segment it is read in.
-
-    A segment starts at the first span that the one before could not hold and takes lines while they fit
-    in SEGMENT_TOKENS (with [CLS] and [SEP]); a span longer than that is a segment of its own.
-    """
+def plan_segments(lengths: Sequence[int]) -> list[tuple[int, int]]:
+    """Consecutive runs of lines [first, last) that together fit in SEGMENT_TOKENS (with [CLS] and [SEP]),
+    each line in exactly one; a line longer than that is a run of its own."""
     plan: list[tuple[int, int]] = []
-    current: tuple[int, int] | None = None
-    for start, end in spans:
-        if current is None or not (current[0] <= start and end <= current[1]):
-            last, used = start, 2
-            while last < len(lengths) and used + lengths[last] <= SEGMENT_TOKENS:
-                used += lengths[last]
-                last += 1
-            current = (start, max(last, end))
-        plan.append(current)
+    first = 0
+    while first < len(lengths):
+        last, used = first + 1, 2 + lengths[first]
+        while last < len(lengths) and used + lengths[last] <= SEGMENT_TOKENS:
+            used += lengths[last]
+            last += 1
+        plan.append((first, last))
+        first = last
     return plan
 
 
@@ -192,23 +187,28 @@ Passage = tuple[Sequence[str], Sequence[tuple[int, int]]]
 
 
 def embed_spans(model: MiniLM, passages: Sequence[Passage]) -> list[list[float]]:
-    """One unit vector per span of each passage's lines, in order, pooled from its segment's token vectors."""
+    """One unit vector per span of each passage's lines, in order: the mean of its lines' token vectors, each
+    line read once, among its neighbours in its segment."""
     sequences: list[list[int]] = []
-    segment_of: dict[tuple[int, int, int], int] = {}
-    pools: list[tuple[int, int, int]] = []  # per span: its segment, its first and end token there
-    for p, (lines, spans) in enumerate(passages):
+    places: list[list[tuple[int, int, int]]] = []  # per passage, per line: its segment, first and end token
+    for lines, _ in passages:
         ids = model.token_ids(lines)
-        lengths = [len(i) for i in ids]
-        before = [0, *accumulate(lengths)]  # tokens before each line of the passage
-        for (start, end), (first, last) in zip(spans, plan_segments(spans, lengths), strict=True):
-            if (p, first, last) not in segment_of:
-                segment_of[(p, first, last)] = len(sequences)
-                sequences.append(model.wrap([token for line in ids[first:last] for token in line]))
-            offset = 1 + before[start] - before[first]  # after [CLS]
-            pools.append((segment_of[(p, first, last)], offset, offset + before[end] - before[start]))
+        place = []
+        for first, last in plan_segments([len(i) for i in ids]):
+            segment, offset = len(sequences), 1  # after [CLS]
+            sequences.append(model.wrap([token for line in ids[first:last] for token in line]))
+            for line in ids[first:last]:
+                place.append((segment, offset, offset + len(line)))
+                offset += len(line)
+        places.append(place)
     states = model.states(sequences)
     vectors = []
-    for segment, begin, stop in pools:
-        tokens = states[segment][begin : min(stop, len(states[segment]) - 1)]
-        vectors.append(unit(tokens.mean(axis=0) if len(tokens) else states[segment].mean(axis=0)))
+    for (_, spans), place in zip(passages, places, strict=True):
+        sums = []
+        for segment, begin, stop in place:
+            tokens = states[segment][begin : min(stop, len(states[segment]) - 1)]  # a long line is truncated
+            sums.append((tokens.sum(axis=0), len(tokens)))
+        for start, end in spans:
+            total, count = sum(v for v, _ in sums[start:end]), sum(n for _, n in sums[start:end])
+            vectors.append(unit(total / count) if count else unit(states[place[start][0]].mean(axis=0)))
     return vectors

@@ -47,17 +47,18 @@ def test_onnx_gives_sentence_transformers_vectors(embedder: LocalEmbedder, refer
     assert np.allclose(reordered, embedder.embed(TEXTS), atol=1e-5)
 
 
-def test_every_span_is_read_in_one_segment_that_fits() -> None:
+def test_every_line_is_read_once_in_a_segment_that_fits() -> None:
     lengths = [13, 40, 7, 90, 12, 12, 300, 5, 30, 30]
-    spans = list(windows(len(lengths)))
-    plan = plan_segments(spans, lengths)
-    assert len(plan) == len(spans)
-    for (start, end), (first, last) in zip(spans, plan, strict=True):
-        assert first <= start and end <= last
-        # A segment holds what fits; only a span that does not fit alone makes a longer one, of itself.
-        assert 2 + sum(lengths[first:last]) <= SEGMENT_TOKENS or (first, last) == (start, end)
-    # Neighbouring spans share a segment while it holds them.
-    assert len(set(plan)) < len(spans)
+    plan = plan_segments(lengths)
+    # Consecutive runs covering every line once.
+    assert [first for first, _ in plan] == [0, *(last for _, last in plan[:-1])]
+    assert plan[-1][1] == len(lengths)
+    for first, last in plan:
+        # A segment holds what fits; only a line that does not fit alone makes a longer one, of itself.
+        assert 2 + sum(lengths[first:last]) <= SEGMENT_TOKENS or last == first + 1
+    # A segment ends only where the next line would not fit in it.
+    assert all(2 + sum(lengths[first : last + 1]) > SEGMENT_TOKENS for first, last in plan[:-1])
+    assert plan_segments([]) == []
 
 
 def test_spans_are_embedded_in_order_and_near_their_text(embedder: LocalEmbedder) -> None:
@@ -77,8 +78,10 @@ def test_spans_are_embedded_in_order_and_near_their_text(embedder: LocalEmbedder
     assert embedder.embed_spans([]) == []
 
 
-def test_a_span_longer_than_a_segment_is_read_alone_and_truncated(embedder: LocalEmbedder) -> None:
+def test_lines_longer_than_a_segment_are_read_alone_and_truncated(embedder: LocalEmbedder) -> None:
     lines = ["user: " + "word " * 200, "meher: ok", "user: " + "other " * 200]
     [vector] = embedder.embed_spans([(lines, [(0, 3)])])
     assert abs(np.linalg.norm(vector) - 1.0) < 1e-4
-    assert cosines([vector], np.asarray(embedder.embed(["\n".join(lines)]))).min() > 0.9
+    # Each long line is its own segment, so both count (the whole text, truncated, would lose the last).
+    both = np.asarray(embedder.embed([lines[0], lines[2]])).sum(axis=0)
+    assert cosines([vector], both[None, :] / np.linalg.norm(both)).min() > 0.99
