@@ -87,6 +87,7 @@ class RecentTurns:
         self._clock = clock
         self._listened: OrderedDict[ConversationKey, _Listened] = OrderedDict()
         self._lock = threading.Lock()
+        self._closed = False
         if capacity > 0:
             relax_grpc_waits()
         # Listeners open on a thread of their own, so no call waits for one.
@@ -136,6 +137,9 @@ class RecentTurns:
         self._close(dropped)
 
     def close(self) -> None:
+        """Close every listener and open no more (calls still in flight read)."""
+        with self._lock:
+            self._closed = True
         self._opener.shutdown(wait=True, cancel_futures=True)
         self.clear()
 
@@ -145,6 +149,8 @@ class RecentTurns:
         now = self._clock()
         dropped = []
         with self._lock:
+            if self._closed:
+                return None
             listened = self._listened.get(key)
             if listened is not None and listened.stopped() and now - listened.opened >= RETRY_S:
                 dropped.append(self._listened.pop(key))

@@ -150,3 +150,15 @@ def test_listening_lets_blocked_grpc_threads_sleep(firestore_client: firestore.C
     RecentTurns(MessageStore(firestore_client), limit=8).close()
     # A gRPC release without this knob fails here instead of waking every listener's thread 10 times a second.
     assert grpc_common.MAXIMUM_WAIT_TIMEOUT == GRPC_WAIT_SLICE_S
+
+
+def test_a_closed_service_reads_and_opens_nothing(firestore_client: firestore.Client, user_id: str) -> None:
+    store = CountingStore(firestore_client)
+    saved = save_turns(store, user_id, CHAR, filler_turns(2))
+    turns = RecentTurns(store, limit=8)
+    turns.open(user_id, CHAR)
+    wait_until(lambda: turns.is_live(user_id, CHAR), "the listener's first view")
+    turns.close()
+    assert turns.listening == 0
+    assert ids(turns.get(user_id, CHAR)) == ids(saved)  # a call still in flight at shutdown reads
+    assert store.reads == 1 and turns.listening == 0
