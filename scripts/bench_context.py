@@ -9,7 +9,8 @@ A pool of distinct texts is embedded once and its real vectors are reused when t
 than texts (the JSON says how many were distinct). The recent turns come from a real Firestore emulator
 (FIRESTORE_EMULATOR_HOST, or one started here), two ways: `first_call_context_ms` is each conversation's
 first call, which reads them (and opens the conversation's listener); `context_ms` are the calls of
-conversations already talked in, served by their listeners (services/recent_turns.py). The same workload
+conversations already talked in, served by their listeners (services/recent_turns.py), as many
+conversations at a time as the context service keeps listeners for (CONTEXT_LIVE_CONVERSATIONS). The same workload
 runs on Qdrant Edge and on qdrant-client's local mode in the same run; ratios are Edge / local mode (below
 1: Edge is faster), both on live conversations.
 
@@ -53,6 +54,7 @@ from services.memory_integration import MemoryIntegration
 from services.message_store import MessageStore
 from services.models import Memory, MemoryType, StoredType
 from services.qdrant_vector_store import QdrantVectorStore
+from services.recent_turns import RecentTurns
 from services.vector_store import VectorStore
 
 USERS = 1000
@@ -323,7 +325,7 @@ def breakdown(
     steps = ("embed_query", "vector_search", "recent_turns_listened", "firestore_recent_turns", "render")
     parts: dict[str, list[float]] = {name: [] for name in steps}
     recent_turns = backend.integration.recent_turns
-    for q in queries:
+    for q in (q for group in in_live_groups(backend, queries) for q in group):
         marks = [time.perf_counter()]
         vector = embedder.embed_query(q.text)
         marks.append(time.perf_counter())
@@ -398,6 +400,28 @@ def first_calls(backend: Backend, queries: Sequence[Query]) -> tuple[list[float]
     return samples, degraded
 
 
+def in_live_groups(backend: Backend, queries: Sequence[Query]) -> Iterator[list[Query]]:
+    """The queries in groups of as many conversations as the context service keeps listeners for, each
+    group's listeners open when it is yielded; queries keep their order within a group."""
+    capacity = backend.integration.recent_turns.capacity
+    conversations = list(dict.fromkeys((q.user_id, q.character_name) for q in queries))
+    for k in range(0, len(conversations), capacity or len(conversations) or 1):
+        group = set(conversations[k : k + capacity]) if capacity else set(conversations)
+        if capacity:
+            go_live(backend, list(group))
+        yield [q for q in queries if (q.user_id, q.character_name) in group]
+
+
+def later_calls(backend: Backend, queries: Sequence[Query]) -> tuple[list[float], int]:
+    """Context calls of conversations under way, their listeners open (CONTEXT_LIVE_CONVERSATIONS=0: reads)."""
+    samples, degraded = [], 0
+    for group in in_live_groups(backend, queries):
+        group_samples, group_degraded = backend.contexts(group)
+        samples += group_samples
+        degraded += group_degraded
+    return samples, degraded
+
+
 def measure_level(
     size: int, backends: list[Backend], plan: Plan, corpus: Corpus, embedder: LocalEmbedder, store: MessageStore
 ) -> dict[str, Any]:
@@ -420,8 +444,7 @@ def measure_level(
             cold, cold_degraded = first_calls(backend, measured[:n_ctx])
             figures["first_call_context_ms"] = summarize(cold)
             figures["first_call_degraded"] = cold_degraded
-        go_live(backend, corpus.conversations)
-        ctx_samples, degraded = backend.contexts(measured[:n_ctx])
+        ctx_samples, degraded = later_calls(backend, measured[:n_ctx])
         search_samples = backend.searches(measured[:n_search], budget)
         figures |= {
             "context_ms": summarize(ctx_samples),
@@ -461,7 +484,10 @@ def build_backends(
     backends = []
     for name, vectors in (("qdrant-edge", edge), ("qdrant-local", local)):
         vectors.ensure_ready()
-        backends.append(Backend(name, vectors, MemoryIntegration(store, embedder, vectors, budget, timeout_s)))
+        recent = RecentTurns(
+            store, budget.recent_turns, settings.context_live_conversations, settings.context_live_idle_seconds
+        )
+        backends.append(Backend(name, vectors, MemoryIntegration(store, embedder, vectors, budget, timeout_s, recent)))
     return backends
 
 

@@ -75,8 +75,11 @@ class Settings(BaseSettings):
     context_episode_share: float = Field(0.6, ge=0.0, le=1.0)
     context_recent_turns: int = Field(8, ge=0, le=50)
     # Conversations whose recent turns a Firestore listener keeps in this process after their first context
-    # call (services/recent_turns.py), so later calls make no round trip; 0 reads on every call.
-    context_live_conversations: int = Field(256, ge=0, le=10_000)
+    # call (services/recent_turns.py), so later calls make no round trip; 0 reads on every call. Each listener
+    # is a stream on the Firestore client's one connection, and Google's front ends allow 100 concurrent
+    # streams on a connection: past that every call of the client waits, so leave room for the reads,
+    # commits and the trigger's own listener.
+    context_live_conversations: int = Field(64, ge=0, le=80)
     context_live_idle_seconds: float = Field(600.0, gt=0, description="a listener unused this long is closed")
     # all-MiniLM-L6-v2 scores a first-person question against a third-person memory low (0.1-0.3).
     context_min_score: float = 0.1

@@ -6,11 +6,13 @@ document it holds). A conversation being talked in asks for context at every tur
 and then, on a thread of its own, starts a Firestore listener on the same query; later calls take the
 listener's current view and make no round trip. The view follows writes within milliseconds (the turn being
 answered comes with the call as `current_message` anyway). Each listener holds two of the SDK's threads
-and a stream; `relax_grpc_waits` keeps hundreds of them from waking ten times a second.
+and a stream; `relax_grpc_waits` keeps those threads from waking ten times a second each.
 
-Listeners are kept for the `capacity` conversations used most recently and closed after `idle_s` without a
-call. A view is served only once the listener has delivered it and while the listener runs; otherwise the
-call reads, as the first one did. A listener that stopped for good is replaced, at most every RETRY_S.
+Listeners are kept for the `capacity` conversations used most recently and closed once `idle_s` passed
+without a call (checked at each call). Each is a stream on the Firestore client's connection, where
+Google's front ends allow 100 at once; past that every call of the client would wait, hence a small cap.
+A view is served only once the listener has delivered it and while the listener runs; otherwise the call
+reads, as the first one did. A listener that stopped for good is replaced, at most every RETRY_S.
 """
 
 from __future__ import annotations
@@ -76,7 +78,7 @@ class RecentTurns:
         self,
         store: MessageStore,
         limit: int,
-        capacity: int = 256,
+        capacity: int = 64,
         idle_s: float = 600.0,
         clock: Callable[[], float] = time.monotonic,
     ) -> None:
@@ -124,6 +126,10 @@ class RecentTurns:
         with self._lock:
             listened = self._listened.get((user_id, character_name))
         return listened is not None and listened.view() is not None
+
+    @property
+    def capacity(self) -> int:
+        return self._capacity
 
     @property
     def listening(self) -> int:
