@@ -114,7 +114,8 @@ class MemoryIntegration:
         """The synchronous core, without the time budget (benchmarks and tests call it directly)."""
         conversation = check_id(user_id, "user_id"), check_id(character_name, "character_name")
         listened = self.recent_turns.view(*conversation)
-        reading = None if listened is not None else self._reads.submit(self.recent_turns.read, *conversation)
+        read = self.recent_turns.read
+        reading = None if listened is not None else self._reads.submit(read, *conversation, self.timeout_s)
         hits = self.ranked(user_id, character_name, current_message, channel)
         recent = reading.result() if reading is not None else listened or []
         text, tokens, used_hits, used_turns = render_context(hits, recent, channel, self.budget)

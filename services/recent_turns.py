@@ -28,6 +28,7 @@ from dataclasses import dataclass
 from google.cloud.firestore_v1.watch import Watch
 from grpc import _common as grpc_common
 
+from services.errors import MessageStoreError
 from services.message_store import MessageStore
 from services.models import Message, check_id
 
@@ -109,12 +110,16 @@ class RecentTurns:
         return list(view) if view is not None else None
 
     def read(self, user_id: str, character_name: str, timeout_s: float | None = None) -> list[Message]:
-        """Read from Firestore, then open the conversation's listener if it has none (after the read, off its path)."""
+        """Read from Firestore, then, if the read worked, open the conversation's listener if it has none (on the
+        opener's thread, off the call's path)."""
         key = _key(user_id, character_name)
         try:
-            return self._store.recent_unsynced(*key, self._limit, timeout_s)
-        finally:
-            self._touch(key, start=True)
+            turns = self._store.recent_unsynced(*key, self._limit, timeout_s)
+        except MessageStoreError:
+            self._touch(key, start=False)  # Firestore is not answering: no listener to keep reconnecting
+            raise
+        self._touch(key, start=True)
+        return turns
 
     def open(self, user_id: str, character_name: str) -> None:
         """Start listening to a conversation before its first context call (a voice call connecting)."""
@@ -169,7 +174,8 @@ class RecentTurns:
             begin = start and not listened.started
             listened.started |= start
             dropped += self._evict(now)
-        self._close(dropped)
+        if dropped:  # closing waits up to a second for a stuck listener's thread: not on the call's
+            self._opener.submit(self._close, dropped)
         if begin:
             self._opener.submit(self._start, key, listened)
         return listened

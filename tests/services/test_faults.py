@@ -6,6 +6,7 @@ import asyncio
 import threading
 import time
 from collections.abc import Iterator
+from concurrent.futures import ThreadPoolExecutor
 from datetime import timedelta
 from pathlib import Path
 
@@ -19,6 +20,7 @@ from scripts.sample_conversation import MAYA
 from services.config import Settings
 from services.container import Container, build_firestore_client
 from services.embedder import LocalEmbedder, OpenAIEmbedder
+from services.errors import MessageStoreError
 from services.memory_integration import MemoryIntegration
 from services.message_store import MessageStore, utcnow
 from tests.conftest import PROJECT, make_settings
@@ -161,10 +163,16 @@ def test_context_returns_the_base_prompt_within_budget_when_firestore_is_unreach
             )
         )
         elapsed = time.perf_counter() - start
+        # The read behind it gives up within the budget too, instead of retrying on a thread of the pool.
+        start = time.perf_counter()
+        with ThreadPoolExecutor(max_workers=1) as pool, pytest.raises(MessageStoreError):
+            pool.submit(integration.build_context, "u2", CHAR, "hello", "whatsapp").result(timeout=5)
+        read_for = time.perf_counter() - start
     finally:
         integration.close()
     assert prompt == "BASE"
     assert elapsed < 0.5, f"answered after {elapsed:.3f}s with a 0.25s budget"
+    assert read_for < 1.0, f"the recent-turns read gave up after {read_for:.3f}s with a 0.25s budget"
 
 
 @pytest.fixture

@@ -1,16 +1,20 @@
 from __future__ import annotations
 
 from datetime import timedelta
+from pathlib import Path
 from typing import Any
 
 import pytest
 from google.cloud import firestore
 from grpc import _common as grpc_common
 
-from services.errors import InvalidInputError
+from scripts.firestore_emulator import free_port
+from services.container import build_firestore_client
+from services.errors import InvalidInputError, MessageStoreError
 from services.message_store import BatchReport, MessageStore
 from services.models import Message
 from services.recent_turns import GRPC_WAIT_SLICE_S, RETRY_S, RecentTurns
+from tests.conftest import make_settings
 from tests.support.chat import T0, filler_turns, save_turns, wait_until
 
 CHAR = "meher"
@@ -162,3 +166,23 @@ def test_a_closed_service_reads_and_opens_nothing(firestore_client: firestore.Cl
     assert turns.listening == 0
     assert ids(turns.get(user_id, CHAR)) == ids(saved)  # a call still in flight at shutdown reads
     assert store.reads == 1 and turns.listening == 0
+
+
+def test_a_failed_read_opens_no_listener_and_listeners_reconnect_slowly(
+    firestore_client: firestore.Client, user_id: str
+) -> None:
+    dead = MessageStore(build_firestore_client(make_settings(f"127.0.0.1:{free_port()}", Path("/nonexistent"))))
+    turns = RecentTurns(dead, limit=8)
+    try:
+        with pytest.raises(MessageStoreError):
+            turns.read(user_id, CHAR, 0.25)
+        assert not turns._listened[(user_id, CHAR)].started  # nothing to spin reconnecting against
+    finally:
+        turns.close()
+    # The SDK reopens a listener's stream with no backoff; ours are throttled (a grpc/api_core release
+    # without the knob fails here).
+    watch = MessageStore(firestore_client).watch_recent_unsynced(user_id, CHAR, 8, lambda _turns: None)
+    try:
+        assert watch._rpc._reopen_throttle is not None
+    finally:
+        watch.unsubscribe()
