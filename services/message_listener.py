@@ -17,6 +17,7 @@ from typing import Any
 from google.cloud import firestore
 
 from services.errors import RecallError
+from services.message_store import throttle_reconnects
 
 log = logging.getLogger(__name__)
 
@@ -48,6 +49,7 @@ class MessageListener:
             .limit(LISTEN_WINDOW)
         )
         self._watch = query.on_snapshot(self._on_snapshot)
+        throttle_reconnects(self._watch)
 
     def stop(self) -> None:
         if self._watch is not None:

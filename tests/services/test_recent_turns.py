@@ -11,6 +11,7 @@ from grpc import _common as grpc_common
 from scripts.firestore_emulator import free_port
 from services.container import build_firestore_client
 from services.errors import InvalidInputError, MessageStoreError
+from services.message_listener import MessageListener
 from services.message_store import BatchReport, MessageStore
 from services.models import Message
 from services.recent_turns import GRPC_WAIT_SLICE_S, RETRY_S, RecentTurns
@@ -186,3 +187,9 @@ def test_a_failed_read_opens_no_listener_and_listeners_reconnect_slowly(
         assert watch._rpc._reopen_throttle is not None
     finally:
         watch.unsubscribe()
+    trigger_listener = MessageListener(firestore_client, lambda _user_id, _character_name: None)
+    trigger_listener.start()
+    try:
+        assert trigger_listener._watch._rpc._reopen_throttle is not None
+    finally:
+        trigger_listener.stop()
