@@ -404,11 +404,13 @@ def in_live_groups(backend: Backend, queries: Sequence[Query]) -> Iterator[list[
     """The queries in groups of as many conversations as the context service keeps listeners for, each
     group's listeners open when it is yielded; queries keep their order within a group."""
     capacity = backend.integration.recent_turns.capacity
+    if capacity == 0:  # CONTEXT_LIVE_CONVERSATIONS=0: no listeners, every call reads
+        yield list(queries)
+        return
     conversations = list(dict.fromkeys((q.user_id, q.character_name) for q in queries))
-    for k in range(0, len(conversations), capacity or len(conversations) or 1):
-        group = set(conversations[k : k + capacity]) if capacity else set(conversations)
-        if capacity:
-            go_live(backend, list(group))
+    for k in range(0, len(conversations), capacity):
+        group = set(conversations[k : k + capacity])
+        go_live(backend, list(group))
         yield [q for q in queries if (q.user_id, q.character_name) in group]
 
 

@@ -112,10 +112,11 @@ class MemoryIntegration:
         self, user_id: str, character_name: str, current_message: str, channel: str
     ) -> ConversationContext:
         """The synchronous core, without the time budget (benchmarks and tests call it directly)."""
-        conversation = check_id(user_id, "user_id"), check_id(character_name, "character_name")
-        listened = self.recent_turns.view(*conversation)
-        read = self.recent_turns.read
-        reading = None if listened is not None else self._reads.submit(read, *conversation, self.timeout_s)
+        # No id check here: recent_turns.view and search() check both before any I/O.
+        listened = self.recent_turns.view(user_id, character_name)
+        reading = None
+        if listened is None:
+            reading = self._reads.submit(self.recent_turns.read, user_id, character_name, self.timeout_s)
         hits = self.ranked(user_id, character_name, current_message, channel)
         recent = reading.result() if reading is not None else listened or []
         text, tokens, used_hits, used_turns = render_context(hits, recent, channel, self.budget)

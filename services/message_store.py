@@ -158,7 +158,7 @@ class MessageStore:
             docs = list(self._recent_unsynced(user_id, character_name, limit).stream(**bounded))
         except gexc.GoogleAPIError as exc:
             raise MessageStoreError(f"could not read recent messages: {exc}") from exc
-        return [_to_message(user_id, character_name, d) for d in reversed(docs)]
+        return _oldest_first(user_id, character_name, docs)
 
     def watch_recent_unsynced(
         self, user_id: str, character_name: str, limit: int, on_change: Callable[[list[Message]], None]
@@ -170,8 +170,7 @@ class MessageStore:
         """
 
         def on_snapshot(docs: list[firestore.DocumentSnapshot], _changes: object, _read_time: object) -> None:
-            messages = (_to_message(user_id, character_name, d) for d in docs)
-            on_change(sorted(messages, key=lambda m: (m.created_at, m.id)))
+            on_change(_oldest_first(user_id, character_name, docs))
 
         watch = self._recent_unsynced(user_id, character_name, limit).on_snapshot(on_snapshot)
         throttle_reconnects(watch)
@@ -362,6 +361,11 @@ def throttle_reconnects(watch: Watch) -> None:
     rpc = getattr(watch, "_rpc", None)
     if rpc is not None and hasattr(rpc, "_reopen_throttle"):
         rpc._reopen_throttle = bidi._Throttle(access_limit=RECONNECTS_PER_10S, time_window=timedelta(seconds=10))
+
+
+def _oldest_first(user_id: str, character_name: str, docs: Iterable[firestore.DocumentSnapshot]) -> list[Message]:
+    # The query orders newest first (ties by name); a listener's snapshot comes in its own order.
+    return sorted((_to_message(user_id, character_name, d) for d in docs), key=lambda m: (m.created_at, m.id))
 
 
 def _to_message(user_id: str, character_name: str, doc: firestore.DocumentSnapshot) -> Message:

@@ -57,13 +57,14 @@ class _Listened:
     started: bool = False
     failed: bool = False
 
+    def running(self) -> bool:
+        return self.watch is not None and self.watch.is_active
+
     def stopped(self) -> bool:
-        return self.failed or (self.watch is not None and not self.watch.is_active)
+        return self.failed or (self.watch is not None and not self.running())
 
     def view(self) -> list[Message] | None:
-        if self.turns is None or self.watch is None or not self.watch.is_active:
-            return None
-        return self.turns
+        return self.turns if self.running() else None
 
     def close(self) -> None:
         if self.watch is not None:
