@@ -9,6 +9,7 @@ its messages (those can only come from an attempt that never committed).
 from __future__ import annotations
 
 import logging
+import threading
 import time
 import uuid
 from collections import Counter
@@ -86,6 +87,7 @@ class BatchProcessor:
         self.policy = policy
         self._executor = executor
         self._monitor = monitor or ComponentMonitor()
+        self._chains = _Chains()
         # A seam for fault tests: called as a batch reaches each stage (claimed, extracted, upserted,
         # committing). The crash tests kill the process from here; nothing in the product sets it.
         self.on_stage: Callable[[str, Claim], None] | None = None
@@ -93,19 +95,32 @@ class BatchProcessor:
     def trigger(self, user_id: str, character_name: str, *, force: bool = False) -> TriggerResult:
         """Count unsynced messages and, at the threshold, claim a batch and run it in the background.
 
-        Returns at once; `force` claims whatever is unsynced (an idle conversation's flush).
+        Returns at once; `force` claims whatever is unsynced (an idle conversation's flush). While this
+        process runs batches for the conversation, a trigger claims nothing: the running chain claims the new
+        messages after its batch, so they go in one batch of up to `max_messages` instead of a small one
+        beside it, and no claim is made only to find the messages held.
         """
         unsynced = self._store.count_unsynced(user_id, character_name)
         result = TriggerResult(user_id, character_name, unsynced, self.policy.threshold, batch_started=False)
         if unsynced == 0 or (unsynced < self.policy.threshold and not force):
             return result
-        claim = self.claim(user_id, character_name, force=force)
-        if claim is None:
+        key = (user_id, character_name)
+        if not self._chains.enter(key, force):
             return result
+        try:
+            claim = self.claim(user_id, character_name, force=force)
+            while claim is None:  # nothing to claim: let go of the conversation, unless a trigger came meanwhile
+                pending = self._chains.leave(key)
+                if pending is None:
+                    return result
+                claim = self.claim(user_id, character_name, force=pending)
+        except BaseException:
+            self._chains.drop(key)
+            raise
         if self._executor is None:
-            self.run_chain(claim)
+            self._chain_of(key, claim)
         else:
-            self._executor.submit(self.run_chain, claim)
+            self._executor.submit(self._chain_of, key, claim)
         result.batch_started, result.batch_id = True, claim.batch_id
         return result
 
@@ -130,6 +145,20 @@ class BatchProcessor:
             claim = self.claim(claim.user_id, claim.character_name, force=claim.forced)
         return outcomes
 
+    def _chain_of(self, key: tuple[str, str], claim: Claim | None) -> None:
+        """`run_chain` for a conversation this process holds (from `trigger`), then the claims of any triggers
+        that came while it ran, until one finds nothing; the conversation is let go whatever happens."""
+        try:
+            while True:
+                self.run_chain(claim)
+                pending = self._chains.leave(key)  # lets go at once if no trigger came: none can be missed
+                if pending is None:
+                    return
+                claim = self.claim(*key, force=pending)
+        except Exception:  # on a worker thread nobody waits on: say it, and let the next trigger retry
+            self._chains.drop(key)
+            log.exception("batches for %s/%s stopped", *key)
+
     def run(self, claim: Claim) -> BatchOutcome:
         outcome = BatchOutcome(claim.batch_id, "failed", len(claim.messages))
         stage = "extract"
@@ -144,7 +173,7 @@ class BatchProcessor:
             stage = "upsert"
             with _timed(outcome.timings_ms, "upsert"):
                 # Fence before writing points: a batch that lost its messages must not add any.
-                self._store.renew(claim, self.policy.lease_seconds)
+                self._store.fence(claim, self.policy.lease_seconds)
                 self._vectors.delete_for_messages(claim.user_id, claim.character_name, claim.message_ids)
                 self._vectors.upsert(memories, vectors)
             self._reached("upserted", claim)
@@ -258,6 +287,38 @@ class BatchProcessor:
             error=outcome.error,
             extractor=self._extractor.name,
         )
+
+
+class _Chains:
+    """The conversations this process runs batches for, and whether a trigger came for one meanwhile."""
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self._pending: dict[tuple[str, str], bool | None] = {}  # None: no trigger; else whether one forced
+
+    def enter(self, key: tuple[str, str], force: bool) -> bool:
+        """Hold `key` for the caller, or, if it is held, leave word for its holder and return False."""
+        with self._lock:
+            if key not in self._pending:
+                self._pending[key] = None
+                return True
+            self._pending[key] = force or bool(self._pending[key])
+            return False
+
+    def leave(self, key: tuple[str, str]) -> bool | None:
+        """Let go of `key` and return None, or, if a trigger came since the holder's last claim, keep holding
+        it and return whether that trigger forced (the holder claims once more)."""
+        with self._lock:
+            pending = self._pending.get(key)
+            if pending is None:
+                self._pending.pop(key, None)
+                return None
+            self._pending[key] = None
+            return pending
+
+    def drop(self, key: tuple[str, str]) -> None:
+        with self._lock:
+            self._pending.pop(key, None)
 
 
 def _point(claim: Claim, index: int, now: datetime, channel: str, **content: Any) -> Memory:

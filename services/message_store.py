@@ -247,6 +247,7 @@ class MessageStore:
             .where(filter=FieldFilter("sync", "==", False))
             .order_by("created_at")
             .limit(limit)
+            .select(["lease_expires_at"])  # all it needs; the transaction reads the messages whole
         )
         now = self._clock()
         try:
@@ -268,6 +269,17 @@ class MessageStore:
             transaction.set(batch_ref, _report_fields(report, now), merge=True)
 
         self._run(commit_in, "commit the batch")
+
+    def fence(self, claim: Claim, lease_seconds: float) -> None:
+        """Make sure the claim still holds its messages, before its batch writes points for them.
+
+        No other batch can take a message while its lease runs (claims skip leased messages), so while at
+        least half of `lease_seconds` is left by this store's clock the lease itself is the fence and nothing
+        is read. With less left, `renew` checks the messages and extends the lease. The half-lease margin
+        also stands for clock skew between processes: a lease is only as good as the clocks that read it.
+        """
+        if claim.lease_expires_at - self._clock() < timedelta(seconds=lease_seconds / 2):
+            self.renew(claim, lease_seconds)
 
     def renew(self, claim: Claim, lease_seconds: float) -> None:
         """Extend the claim's lease, or raise LeaseLostError if another batch has taken its messages."""

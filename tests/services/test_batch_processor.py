@@ -3,16 +3,18 @@ from __future__ import annotations
 import threading
 from collections import Counter
 from collections.abc import Iterator
+from datetime import timedelta
 from pathlib import Path
 
 import pytest
 
 from scripts.sample_conversation import MAYA
+from services.batch_processor import _Chains
 from services.container import Container
 from services.embedder import LocalEmbedder
-from services.message_store import MessageStore
+from services.message_store import Claim, MessageStore
 from tests.conftest import make_settings
-from tests.support.chat import filler_turns, save_turns, wait_until
+from tests.support.chat import T0, filler_turns, save_turns, wait_until
 
 CHAR = "meher"
 
@@ -84,6 +86,52 @@ def test_concurrent_triggers_put_each_message_in_exactly_one_batch(small_batches
     owner = {mid: b["message_ids"] for b in succeeded for mid in b["message_ids"]}
     for memory in memories:
         assert set(memory.source_message_ids) <= set(owner[memory.source_message_ids[0]])
+
+
+def test_a_trigger_while_a_batch_runs_leaves_the_new_messages_to_its_chain(container: Container, user_id: str) -> None:
+    first = save_turns(container.store, user_id, CHAR, filler_turns(25, "trains"))
+    reached, release = threading.Event(), threading.Event()
+
+    def hold_the_first_batch(stage: str, _claim: Claim) -> None:
+        if stage == "extracted" and not reached.is_set():
+            reached.set()
+            release.wait(60)
+
+    container.processor.on_stage = hold_the_first_batch
+    assert container.processor.trigger(user_id, CHAR).batch_started
+    assert reached.wait(60)
+    later = save_turns(container.store, user_id, CHAR, filler_turns(25, "music"), start=T0 + timedelta(hours=1))
+    held = container.processor.trigger(user_id, CHAR)
+    assert (held.unsynced_count, held.batch_started) == (50, False)  # no claim beside the running batch
+    release.set()
+    wait_until(lambda: synced_everything(container, user_id), "the running chain to take the later messages")
+    batches = sorted(
+        (b.to_dict() for b in container.store.conversation(user_id, CHAR).collection("batches").stream()),
+        key=lambda b: b["created_at"],
+    )
+    assert [(b["status"], set(b["message_ids"])) for b in batches] == [
+        ("succeeded", {m.id for m in first}),
+        ("succeeded", {m.id for m in later}),
+    ]
+    # The chain let the conversation go: the next 25 messages start a batch of their own.
+    save_turns(container.store, user_id, CHAR, filler_turns(25, "films"), start=T0 + timedelta(hours=2))
+    assert container.processor.trigger(user_id, CHAR).batch_started
+    wait_until(lambda: synced_everything(container, user_id), "the third batch")
+
+
+def test_chains_hold_a_conversation_and_never_miss_a_trigger_that_came_meanwhile() -> None:
+    chains, key = _Chains(), ("u", "c")
+    assert chains.enter(key, force=False)
+    assert not chains.enter(key, force=False)  # held: word is left for the holder
+    assert not chains.enter(key, force=True)
+    assert chains.leave(key) is True  # the holder claims once more, forced, and keeps holding
+    assert not chains.enter(key, force=False)
+    assert chains.leave(key) is False
+    assert chains.leave(key) is None  # nothing came since: let go
+    assert chains.enter(key, force=False)  # free again
+    assert chains.enter(("u", "other"), force=False)  # conversations apart
+    chains.drop(key)
+    assert chains.enter(key, force=False)
 
 
 def test_a_retried_batch_replaces_the_points_of_an_attempt_that_never_committed(

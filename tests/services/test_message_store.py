@@ -5,7 +5,7 @@ from datetime import timedelta
 import pytest
 
 from services.errors import ConflictError, InvalidInputError, LeaseLostError
-from services.message_store import BatchReport, MessageStore
+from services.message_store import BatchReport, Claim, MessageStore
 from tests.support.chat import T0, filler_turns, save_turns
 
 CHAR = "meher"
@@ -70,6 +70,39 @@ def test_expired_lease_can_be_taken_over_and_fences_the_old_batch(store: Message
     assert store.count_synced(user_id, CHAR) == 3
     batch = store.get_batch(user_id, CHAR, "fresh")
     assert batch is not None and batch["status"] == "succeeded" and batch["memory_count"] == 2
+
+
+def leases(store: MessageStore, claim: Claim) -> set[object]:
+    docs = store._db.get_all(
+        [store.conversation(claim.user_id, CHAR).collection("messages").document(m) for m in claim.message_ids]
+    )
+    return {d.get("lease_expires_at") for d in docs}
+
+
+def test_fence_trusts_a_fresh_lease_and_renews_an_old_one(store: MessageStore, user_id: str) -> None:
+    save_turns(store, user_id, CHAR, filler_turns(3))
+    claim = store.claim(user_id, CHAR, batch_id="b1", max_messages=10, min_messages=1, lease_seconds=60)
+    assert claim is not None
+    claimed = leases(store, claim)
+    assert len(claimed) == 1
+
+    store.fence(claim, 60)  # more than half the lease left: the lease is the fence, nothing is written
+    assert leases(store, claim) == claimed
+
+    later = T0 + timedelta(days=3650)  # any store clock past the lease's half
+    aged = MessageStore(store._db, clock=lambda: later)
+    aged.fence(claim, 60)
+    assert leases(store, claim) == {later + timedelta(seconds=60)} == {claim.lease_expires_at}
+
+
+def test_fence_refuses_a_batch_whose_messages_were_taken_over(store: MessageStore, user_id: str) -> None:
+    save_turns(store, user_id, CHAR, filler_turns(3))
+    stale = store.claim(user_id, CHAR, batch_id="stale", max_messages=10, min_messages=1, lease_seconds=0.001)
+    assert stale is not None
+    fresh_store = MessageStore(store._db, clock=lambda: T0 + timedelta(days=3650))
+    assert fresh_store.claim(user_id, CHAR, batch_id="fresh", max_messages=10, min_messages=1, lease_seconds=60)
+    with pytest.raises(LeaseLostError):
+        store.fence(stale, 0.001)
 
 
 def test_release_returns_messages_unsynced(store: MessageStore, user_id: str) -> None:
