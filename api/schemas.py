@@ -82,13 +82,19 @@ class MessageCreatedEvent(Strict):
 class TriggerPublic(BaseModel):
     user_id: str
     character_name: str
-    unsynced_count: int
+    unsynced_count: int | None = Field(description="null when not counted, as a batch is running (batch_running)")
     threshold: int
     batch_started: bool
     batch_id: str | None
-    # Present only on a repeated event, so every other answer keeps its shape.
+    # Present only when true, so every other answer keeps its shape.
     duplicate: bool = Field(
         False, exclude_if=lambda v: not v, description="the event id was delivered before; nothing was started"
+    )
+    batch_running: bool = Field(
+        False,
+        exclude_if=lambda v: not v,
+        description="a batch of this process is running for the conversation: it takes the new messages next; "
+        "nothing was counted or started",
     )
 
 

@@ -38,10 +38,11 @@ log = logging.getLogger(__name__)
 class TriggerResult:
     user_id: str
     character_name: str
-    unsynced_count: int
+    unsynced_count: int | None  # None: not counted, as a batch of this process is running (batch_running)
     threshold: int
     batch_started: bool
     batch_id: str | None = None
+    batch_running: bool = False
 
 
 @dataclass
@@ -96,24 +97,27 @@ class BatchProcessor:
         """Count unsynced messages and, at the threshold, claim a batch and run it in the background.
 
         Returns at once; `force` claims whatever is unsynced (an idle conversation's flush). While this
-        process runs batches for the conversation, a trigger claims nothing: the running chain claims the new
-        messages after its batch, so they go in one batch of up to `max_messages` instead of a small one
-        beside it, and no claim is made only to find the messages held.
+        process runs batches for the conversation, a trigger counts and claims nothing (`batch_running`):
+        the running chain claims the new messages after its batch, so they go in one batch of up to
+        `max_messages` rather than a small one beside it, with no read made only to find them held.
         """
-        unsynced = self._store.count_unsynced(user_id, character_name)
-        result = TriggerResult(user_id, character_name, unsynced, self.policy.threshold, batch_started=False)
-        if unsynced == 0 or (unsynced < self.policy.threshold and not force):
-            return result
         key = (user_id, character_name)
         if not self._chains.enter(key, force):
-            return result
+            return TriggerResult(
+                user_id, character_name, None, self.policy.threshold, batch_started=False, batch_running=True
+            )
         try:
-            claim = self.claim(user_id, character_name, force=force)
-            while claim is None:  # nothing to claim: let go of the conversation, unless a trigger came meanwhile
+            while True:  # holding the conversation; triggers that come meanwhile leave word
+                unsynced = self._store.count_unsynced(user_id, character_name)
+                result = TriggerResult(user_id, character_name, unsynced, self.policy.threshold, batch_started=False)
+                enough = unsynced > 0 and (unsynced >= self.policy.threshold or force)
+                claim = self.claim(user_id, character_name, force=force) if enough else None
+                if claim is not None:
+                    break
                 pending = self._chains.leave(key)
                 if pending is None:
                     return result
-                claim = self.claim(user_id, character_name, force=pending)
+                force = force or pending
         except BaseException:
             self._chains.drop(key)
             raise

@@ -9,7 +9,7 @@ from pathlib import Path
 import pytest
 
 from scripts.sample_conversation import MAYA
-from services.batch_processor import _Chains
+from services.batch_processor import TriggerResult, _Chains
 from services.container import Container
 from services.embedder import LocalEmbedder
 from services.message_store import Claim, MessageStore
@@ -21,6 +21,18 @@ CHAR = "meher"
 
 def synced_everything(container: Container, user_id: str, character: str = CHAR) -> bool:
     return container.store.count_unsynced(user_id, character) == 0
+
+
+def settled_trigger(container: Container, user_id: str) -> TriggerResult:
+    """A trigger's answer once no batch of this process runs for the conversation any more."""
+    answers: list[TriggerResult] = []
+
+    def settled() -> bool:
+        answers.append(container.processor.trigger(user_id, CHAR))
+        return not answers[-1].batch_running
+
+    wait_until(settled, "the chain to let the conversation go")
+    return answers[-1]
 
 
 def test_24_messages_wait_and_the_25th_starts_a_batch(container: Container, user_id: str) -> None:
@@ -40,8 +52,8 @@ def test_24_messages_wait_and_the_25th_starts_a_batch(container: Container, user
     assert batch["episode_count"] == container.vectors.count(user_id, CHAR, "episodes") == 23
     # The record is written by the commit itself, so it carries the stages before it.
     assert set(batch["timings_ms"]) == {"extract", "embed", "upsert"}
-    # Nothing left to do: a further trigger starts nothing.
-    again = container.processor.trigger(user_id, CHAR)
+    # Nothing left to do: once the chain has made its last claim, a further trigger starts nothing.
+    again = settled_trigger(container, user_id)
     assert (again.unsynced_count, again.batch_started) == (0, False)
 
 
@@ -102,7 +114,8 @@ def test_a_trigger_while_a_batch_runs_leaves_the_new_messages_to_its_chain(conta
     assert reached.wait(60)
     later = save_turns(container.store, user_id, CHAR, filler_turns(25, "music"), start=T0 + timedelta(hours=1))
     held = container.processor.trigger(user_id, CHAR)
-    assert (held.unsynced_count, held.batch_started) == (50, False)  # no claim beside the running batch
+    # No count and no claim beside the running batch: it takes the later messages next.
+    assert (held.unsynced_count, held.batch_started, held.batch_running) == (None, False, True)
     release.set()
     wait_until(lambda: synced_everything(container, user_id), "the running chain to take the later messages")
     batches = sorted(
@@ -113,7 +126,8 @@ def test_a_trigger_while_a_batch_runs_leaves_the_new_messages_to_its_chain(conta
         ("succeeded", {m.id for m in first}),
         ("succeeded", {m.id for m in later}),
     ]
-    # The chain let the conversation go: the next 25 messages start a batch of their own.
+    # Once the chain lets the conversation go, the next 25 messages start a batch of their own.
+    settled_trigger(container, user_id)
     save_turns(container.store, user_id, CHAR, filler_turns(25, "films"), start=T0 + timedelta(hours=2))
     assert container.processor.trigger(user_id, CHAR).batch_started
     wait_until(lambda: synced_everything(container, user_id), "the third batch")
