@@ -118,13 +118,13 @@ class BatchProcessor:
                 if pending is None:
                     return result
                 force = force or pending
+            if self._executor is not None:
+                self._executor.submit(self._chain_of, key, claim)
         except BaseException:
             self._chains.drop(key)
             raise
         if self._executor is None:
             self._chain_of(key, claim)
-        else:
-            self._executor.submit(self._chain_of, key, claim)
         result.batch_started, result.batch_id = True, claim.batch_id
         return result
 
@@ -159,8 +159,11 @@ class BatchProcessor:
                 if pending is None:
                     return
                 claim = self.claim(*key, force=pending)
-        except Exception:  # on a worker thread nobody waits on: say it, and let the next trigger retry
+        except BaseException as exc:
             self._chains.drop(key)
+            if not isinstance(exc, Exception):
+                raise
+            # On a worker thread nobody waits on: say it; the next trigger (or the sweep) tries again.
             log.exception("batches for %s/%s stopped", *key)
 
     def run(self, claim: Claim) -> BatchOutcome:
