@@ -84,18 +84,17 @@ def own_emulator() -> Iterator[tuple[str, EmulatorCpu]]:
         firestore_emulator.stop(process)
 
 
-def messages(client: firestore.Client, user_id: str) -> firestore.CollectionReference:
-    return (
-        client.collection("users").document(user_id).collection("characters").document(CHARACTER).collection("messages")
-    )
+def messages(store: MessageStore, user_id: str) -> firestore.CollectionReference:
+    return store.conversation(user_id, CHARACTER).collection("messages")
 
 
-def store_messages(client: firestore.Client, per_conversation: int) -> None:
+def store_messages(client: firestore.Client, store: MessageStore, per_conversation: int) -> None:
     for c in range(CONVERSATIONS):
+        conversation = messages(store, f"user-{c:03d}")
         batch = client.batch()
         for i in range(per_conversation):
             batch.set(
-                messages(client, f"user-{c:03d}").document(f"m{i:05d}"),
+                conversation.document(f"m{i:05d}"),
                 {
                     "role": "user" if i % 2 == 0 else "assistant",
                     "text": f"message {i} of conversation {c}, about the weather and work",
@@ -112,11 +111,11 @@ def store_messages(client: firestore.Client, per_conversation: int) -> None:
             progress(f"stored {(c + 1) * per_conversation:,} messages")
 
 
-def write_chunk(client: firestore.Client, user_id: str) -> None:
+def write_chunk(client: firestore.Client, store: MessageStore, user_id: str) -> None:
     batch = client.batch()
     for _ in range(CHUNK):
         data = {"role": "user", "text": "a new message", "channel": "whatsapp", "created_at": datetime.now(UTC)}
-        batch.set(messages(client, user_id).document(), {**data, "sync": False})
+        batch.set(messages(store, user_id).document(), {**data, "sync": False})
     batch.commit()
 
 
@@ -146,7 +145,7 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
         )
         stack.callback(client.close)
         store = MessageStore(client)
-        store_messages(client, per_conversation)
+        store_messages(client, store, per_conversation)
         stored = per_conversation * CONVERSATIONS
         progress(f"timing each operation {times} times at {stored:,} stored messages")
         users = [f"user-{c:03d}" for c in range(CONVERSATIONS)]
@@ -162,7 +161,7 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
             claims.append(held)
 
         ops: dict[str, dict[str, float | int]] = {}
-        ops["write_25_messages"] = timed(cpu, lambda i: write_chunk(client, users[-1 - i]), times)
+        ops["write_25_messages"] = timed(cpu, lambda i: write_chunk(client, store, users[-1 - i]), times)
         ops["count_unsynced_one_conversation"] = timed(cpu, lambda i: store.count_unsynced(users[i], CHARACTER), times)
         ops["count_synced_collection_group"] = timed(cpu, lambda i: group_count.count(alias="n").get(), times)
         ops["claim_100"] = timed(cpu, claim, times)
@@ -171,17 +170,19 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
 
         recent = store.watch_recent_unsynced(users[-1], CHARACTER, 8, lambda _messages: None)
         ops["write_25_messages_recent_turns_listener_same_conversation"] = timed(
-            cpu, lambda _i: write_chunk(client, users[-1]), times
+            cpu, lambda _i: write_chunk(client, store, users[-1]), times
         )
         ops["write_25_messages_recent_turns_listener_elsewhere"] = timed(
-            cpu, lambda i: write_chunk(client, users[-2 - i]), times
+            cpu, lambda i: write_chunk(client, store, users[-2 - i]), times
         )
         recent.unsubscribe()
         listener = MessageListener(client, lambda _user, _character: None)
         listener.start()
         stack.callback(listener.stop)
         time.sleep(2.0)  # its first snapshot
-        ops["write_25_messages_trigger_listener"] = timed(cpu, lambda i: write_chunk(client, users[-1 - i]), times)
+        ops["write_25_messages_trigger_listener"] = timed(
+            cpu, lambda i: write_chunk(client, store, users[-1 - i]), times
+        )
     return {
         "benchmark": "emulator",
         "mode": "quick" if args.quick else "default",
